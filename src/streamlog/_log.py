@@ -1,0 +1,238 @@
+"""``streamlog.open(path)``: the handle on a data directory, and topic administration."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ._names import check_partition, check_topic_name
+from ._structs import PartitionDescription, TopicDescription, TopicPartition
+from .coordination._catalog import TopicCatalog, TopicMeta
+from .errors import ClosedError, ConfigError, UnknownPartitionError
+from .storage._datadir import DataDir
+from .storage._partition import PartitionLog, RecoveryReport
+
+__all__ = ["Log", "open"]
+
+
+class Log:
+    """An open data directory. Create it with ``streamlog.open(path)``.
+
+    Thread-safe; several processes may open the same directory at once. Use
+    as a context manager or call ``close()`` (idempotent); any use after
+    ``close()`` raises ``ClosedError``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        lock_timeout_ms: int = 10_000,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if isinstance(lock_timeout_ms, bool) or not isinstance(lock_timeout_ms, int):
+            raise ConfigError("lock_timeout_ms must be an int")
+        if lock_timeout_ms < 0:
+            raise ConfigError("lock_timeout_ms must be >= 0")
+        self._lock_timeout = lock_timeout_ms / 1000
+        self._clock = clock or time.time
+        self._closed = False
+        self._mutex = threading.RLock()
+        self._partitions: dict[tuple[str, int], tuple[str, PartitionLog]] = {}
+        self._datadir = DataDir(path, lock_timeout=max(self._lock_timeout, 30.0))
+        self.recovery: list[RecoveryReport] = []
+        try:
+            self._catalog = TopicCatalog(self._datadir, lock_timeout=max(self._lock_timeout, 1.0))
+            if self._datadir.needs_recovery:
+                self._recover_all()
+            if self._datadir.exclusive:
+                # deletions interrupted by a crash; nobody else can be reading them now
+                shutil.rmtree(self._datadir.trash, ignore_errors=True)
+            self._datadir.opened()
+        except BaseException:
+            self._datadir.close()
+            raise
+
+    def _recover_all(self) -> None:
+        for topic, p, pdir in self._datadir.partition_dirs():
+            meta = self._catalog.get(topic)
+            if meta is None:
+                continue
+            plog = PartitionLog(
+                pdir, meta.config, lock_timeout=self._lock_timeout, recover=True, clock=self._clock
+            )
+            if plog.report is not None:
+                self.recovery.append(plog.report)
+            plog.close()
+
+    @property
+    def path(self) -> str:
+        """The data directory's absolute path."""
+        return self._datadir.root
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("the data directory handle is closed")
+
+    # ------------------------------------------------------------------ topics
+    def create_topic(
+        self, name: str, partitions: int = 1, config: Mapping[str, Any] | None = None
+    ) -> None:
+        """Create a topic with ``partitions`` partitions and Kafka-named ``config`` overrides.
+
+        :raises InvalidTopicError: the name breaks Kafka's naming rule.
+        :raises TopicExistsError: a topic of that name exists.
+        :raises ConfigError: bad partition count, unknown key or bad value.
+        """
+        self._check_open()
+        self._catalog.create(name, partitions, config)
+
+    def delete_topic(self, name: str) -> None:
+        """Delete a topic and all its data. Readers in other processes see it vanish.
+
+        :raises UnknownTopicError: no such topic.
+        """
+        self._check_open()
+        meta = self._catalog.delete(name)
+        with self._mutex:
+            for key in [k for k in self._partitions if k[0] == name]:
+                topic_id, plog = self._partitions.pop(key)
+                if topic_id == meta.id:
+                    plog.close()
+
+    def topics(self) -> list[str]:
+        """Names of all topics, sorted."""
+        self._check_open()
+        return self._catalog.names()
+
+    def describe_topic(self, name: str) -> TopicDescription:
+        """Partitions (offsets, size, segment count) and full configuration of a topic."""
+        self._check_open()
+        meta = self._catalog.require(name)
+        parts = []
+        for p in range(meta.partitions):
+            plog = self._partition_for(meta, p)
+            end = plog.end_offset
+            parts.append(
+                PartitionDescription(
+                    p, plog.log_start_offset, end, plog.size_bytes(), plog.segment_count
+                )
+            )
+        return TopicDescription(name, parts, meta.config.to_dict())
+
+    def create_partitions(self, name: str, total: int) -> None:
+        """Grow a topic to ``total`` partitions (never shrink).
+
+        :raises ConfigError: ``total`` is not larger than the current count.
+        """
+        self._check_open()
+        self._catalog.grow(name, total)
+
+    def alter_topic_config(self, name: str, config: Mapping[str, Any]) -> None:
+        """Change topic config overrides (Kafka names); takes effect for new appends and retention."""
+        self._check_open()
+        meta = self._catalog.alter_config(name, config)
+        with self._mutex:
+            for (topic, _p), (topic_id, plog) in self._partitions.items():
+                if topic == name and topic_id == meta.id:
+                    plog.config = meta.config
+
+    def partitions_for(self, name: str) -> set[int]:
+        """The partition numbers of a topic."""
+        self._check_open()
+        return set(range(self._catalog.require(name).partitions))
+
+    # ------------------------------------------------------------------ records
+    def delete_records(self, offsets: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """Move each partition's log start offset up (Kafka's ``deleteRecords``).
+
+        Returns the new log start offset of each partition.
+        """
+        self._check_open()
+        return {tp: self.partition(tp.topic, tp.partition).delete_records(o) for tp, o in offsets.items()}
+
+    def enforce_retention(self) -> int:
+        """Apply ``retention.ms`` / ``retention.bytes`` to every partition now.
+
+        Appends also do this at most once a minute per partition. Returns the
+        number of segments deleted.
+        """
+        self._check_open()
+        deleted = 0
+        for name in self._catalog.names():
+            meta = self._catalog.get(name)
+            if meta is None:
+                continue
+            for p in range(meta.partitions):
+                deleted += self._partition_for(meta, p).enforce_retention()
+        return deleted
+
+    # ------------------------------------------------------------------ partitions
+    def partition(self, topic: str, partition: int) -> PartitionLog:
+        """The storage-level log of one partition (internal API; see docs/design.md)."""
+        self._check_open()
+        check_topic_name(topic)
+        check_partition(partition)
+        return self._partition_for(self._catalog.require(topic), partition)
+
+    def _partition_for(self, meta: TopicMeta, partition: int) -> PartitionLog:
+        if partition >= meta.partitions:
+            raise UnknownPartitionError(
+                f"topic {meta.name!r} has {meta.partitions} partitions; no partition {partition}"
+            )
+        key = (meta.name, partition)
+        with self._mutex:
+            self._check_open()
+            cached = self._partitions.get(key)
+            if cached is not None:
+                if cached[0] == meta.id:
+                    return cached[1]
+                cached[1].close()  # the topic was deleted and created again
+            pdir = os.path.join(self._catalog.topic_dir(meta.name), str(partition))
+            plog = PartitionLog(
+                pdir, meta.config, lock_timeout=self._lock_timeout, clock=self._clock
+            )
+            self._partitions[key] = (meta.id, plog)
+            return plog
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Sync what this handle wrote and release the directory. Idempotent."""
+        with self._mutex:
+            if self._closed:
+                return
+            self._closed = True
+            partitions = list(self._partitions.values())
+            self._partitions.clear()
+        try:
+            for _id, plog in partitions:
+                plog.close()
+        finally:
+            self._datadir.close()
+
+    def __enter__(self) -> Log:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<streamlog.Log {self.path!r} {state}>"
+
+
+def open(path: str | os.PathLike[str], **options: Any) -> Log:
+    """Open (creating if missing) the data directory at ``path``.
+
+    Options: ``lock_timeout_ms`` (default 10000): how long an append waits
+    for a partition lock held by another process before ``LockTimeoutError``.
+    """
+    known = {"lock_timeout_ms", "clock"}
+    unknown = set(options) - known
+    if unknown:
+        raise ConfigError(f"unknown option(s) {sorted(unknown)}; known: {sorted(known)}")
+    return Log(path, **options)

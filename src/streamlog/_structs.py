@@ -1,0 +1,85 @@
+"""Public value types: small immutable tuples, as in kafka-python's ``structs``.
+
+They are ``NamedTuple`` subclasses: immutable, cheap to create (the consumer
+makes one per record), comparable, and hashable when their fields are.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = [
+    "ConsumerRecord",
+    "OffsetAndMetadata",
+    "OffsetAndTimestamp",
+    "PartitionDescription",
+    "RecordMetadata",
+    "TopicDescription",
+    "TopicPartition",
+]
+
+Header = tuple[str, bytes | None]
+
+
+class TopicPartition(NamedTuple):
+    """A partition of a topic: ``TopicPartition("orders", 3)``."""
+
+    topic: str
+    partition: int
+
+
+class OffsetAndMetadata(NamedTuple):
+    """A committed offset (the next offset to read) with free-form metadata."""
+
+    offset: int
+    metadata: str = ""
+
+
+class OffsetAndTimestamp(NamedTuple):
+    """The result of ``offsets_for_times``: the earliest offset at or after a timestamp."""
+
+    offset: int
+    timestamp: int
+
+
+class RecordMetadata(NamedTuple):
+    """Where an acknowledged record was stored."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+
+
+class ConsumerRecord(NamedTuple):
+    """One record as a consumer sees it. ``headers`` keeps order and duplicates."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[Header, ...]
+
+
+class PartitionDescription(NamedTuple):
+    """One partition's offsets and size, from ``describe_topic``.
+
+    ``end_offset`` is the offset the next record will get (Kafka's log end
+    offset); the partition holds ``[log_start_offset, end_offset)``.
+    """
+
+    partition: int
+    log_start_offset: int
+    end_offset: int
+    size_bytes: int
+    segments: int
+
+
+class TopicDescription(NamedTuple):
+    """A topic's partitions and its full configuration (defaults filled in)."""
+
+    name: str
+    partitions: list[PartitionDescription]
+    config: dict[str, object]

@@ -1,0 +1,293 @@
+"""The topic catalog: one JSON file per topic under ``meta/topics``, changed under a lock.
+
+``meta/topics/<topic>.json``::
+
+    {"version": 1, "name": "orders", "id": "<uuid hex>", "partitions": 3,
+     "config": {"retention.ms": 3600000}, "created_ms": 1700000000000,
+     "state": "active" | "deleting"}
+
+``config`` holds only what the user set; defaults are filled in when read, so
+a future release can change a default for topics that never chose.
+
+Create, delete and grow take ``meta/catalog.lock`` (a ``filelock.FileLock``)
+and write atomically (temporary file, fsync, rename, fsync of the directory).
+Delete first marks the file ``deleting``, then moves the topic's data to
+``trash/`` and removes the file; an interrupted delete is finished by the next
+catalog change. Readers take no lock: the rename makes every read see either
+the old or the new file. Readers cache by (inode, mtime, size).
+
+Process-safe and thread-safe.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import filelock
+
+from .._config import TopicConfig
+from .._fs import fs
+from .._names import check_topic_name
+from ..errors import (
+    ConfigError,
+    LockTimeoutError,
+    MetadataCorruptError,
+    StorageIOError,
+    TopicExistsError,
+    UnknownTopicError,
+)
+from ..storage._datadir import DataDir, read_json, write_json
+
+_VERSION = 1
+MAX_PARTITIONS = 100_000
+
+
+@dataclass(frozen=True)
+class TopicMeta:
+    name: str
+    id: str
+    partitions: int
+    overrides: dict[str, Any]
+    config: TopicConfig
+    created_ms: int
+
+
+class TopicCatalog:
+    """Reads and changes the topic catalog of one data directory (see the module docstring)."""
+
+    def __init__(self, datadir: DataDir, *, lock_timeout: float = 30.0) -> None:
+        self.datadir = datadir
+        self.dir = os.path.join(datadir.meta, "topics")
+        self._lock = filelock.FileLock(
+            os.path.join(datadir.meta, "catalog.lock"), timeout=lock_timeout, mode=0o600
+        )
+        self._cache: dict[str, tuple[tuple[int, int, int], TopicMeta | None]] = {}
+        self._cache_lock = threading.Lock()
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.dir, f"{name}.json")
+
+    def topic_dir(self, name: str) -> str:
+        return os.path.join(self.datadir.topics_dir, name)
+
+    # ------------------------------------------------------------------ reading
+    def get(self, name: str) -> TopicMeta | None:
+        """The topic's metadata, or None if it does not exist (or is being deleted)."""
+        check_topic_name(name)
+        path = self._path(name)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        with self._cache_lock:
+            cached = self._cache.get(name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        try:
+            data = read_json(path)
+        except StorageIOError as e:
+            if e.errno == 2:  # ENOENT: deleted between stat and open
+                return None
+            raise
+        meta = self._parse(path, name, data)
+        with self._cache_lock:
+            self._cache[name] = (key, meta)
+        return meta
+
+    def require(self, name: str) -> TopicMeta:
+        meta = self.get(name)
+        if meta is None:
+            raise UnknownTopicError(f"unknown topic {name!r}")
+        return meta
+
+    @staticmethod
+    def _parse(path: str, name: str, data: dict[str, Any]) -> TopicMeta | None:
+        def bad(why: str) -> MetadataCorruptError:
+            return MetadataCorruptError(f"topic metadata {why}", path=path)
+
+        if data.get("version") != _VERSION:
+            raise bad(f"has unknown version {data.get('version')!r}")
+        if data.get("name") != name:
+            raise bad("names another topic")
+        parts = data.get("partitions")
+        if isinstance(parts, bool) or not isinstance(parts, int) or not 1 <= parts <= MAX_PARTITIONS:
+            raise bad("has an invalid partition count")
+        overrides = data.get("config")
+        if not isinstance(overrides, dict):
+            raise bad("has no config object")
+        topic_id = data.get("id")
+        created = data.get("created_ms", 0)
+        if not isinstance(topic_id, str) or not isinstance(created, int):
+            raise bad("has an invalid id or creation time")
+        state = data.get("state", "active")
+        if state == "deleting":
+            return None
+        if state != "active":
+            raise bad(f"has unknown state {state!r}")
+        try:
+            config = TopicConfig.from_dict(overrides)
+        except ConfigError as e:
+            raise bad(f"has an invalid config ({e})") from e
+        return TopicMeta(name, topic_id, parts, dict(overrides), config, created)
+
+    def names(self) -> list[str]:
+        out = []
+        for fname in fs.listdir(self.dir):
+            if fname.endswith(".json"):
+                name = fname[:-5]
+                try:
+                    check_topic_name(name)
+                except ValueError:
+                    continue
+                if self.get(name) is not None:
+                    out.append(name)
+        return sorted(out)
+
+    # ------------------------------------------------------------------ changing
+    def _locked(self) -> filelock.BaseFileLock:
+        return self._lock
+
+    def _acquire(self) -> None:
+        try:
+            self._lock.acquire()
+        except filelock.Timeout as e:
+            raise LockTimeoutError(
+                "topic catalog lock held by another process too long", path=self._lock.lock_file
+            ) from e
+        try:
+            self._finish_deletions()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def create(self, name: str, partitions: int, config: Mapping[str, Any] | None) -> TopicMeta:
+        check_topic_name(name)
+        if isinstance(partitions, bool) or not isinstance(partitions, int):
+            raise ConfigError(f"partitions must be an int, not {type(partitions).__name__}")
+        if not 1 <= partitions <= MAX_PARTITIONS:
+            raise ConfigError(f"partitions must be between 1 and {MAX_PARTITIONS}; got {partitions}")
+        parsed = TopicConfig.from_dict(config)  # validates before any I/O
+        overrides = dict(config or {})
+        self._acquire()
+        try:
+            if self.get(name) is not None:
+                raise TopicExistsError(f"topic {name!r} already exists")
+            tdir = self.topic_dir(name)
+            if os.path.lexists(tdir):
+                # left by a creation that crashed before its metadata was written
+                self._to_trash(tdir, name)
+            meta = TopicMeta(
+                name, uuid.uuid4().hex, partitions, overrides, parsed, int(time.time() * 1000)
+            )
+            fs.makedirs(tdir)
+            for p in range(partitions):
+                fs.makedirs(os.path.join(tdir, str(p)))
+            fs.sync_dir(self.datadir.topics_dir)
+            self._write(meta)
+            return meta
+        finally:
+            self._lock.release()
+
+    def _write(self, meta: TopicMeta, state: str = "active") -> None:
+        write_json(
+            self._path(meta.name),
+            {
+                "version": _VERSION,
+                "name": meta.name,
+                "id": meta.id,
+                "partitions": meta.partitions,
+                "config": meta.overrides,
+                "created_ms": meta.created_ms,
+                "state": state,
+            },
+        )
+
+    def delete(self, name: str) -> TopicMeta:
+        check_topic_name(name)
+        self._acquire()
+        try:
+            meta = self.require(name)
+            self._write(meta, state="deleting")
+            self._finish_deletion(name)
+            return meta
+        finally:
+            self._lock.release()
+
+    def grow(self, name: str, total: int) -> TopicMeta:
+        check_topic_name(name)
+        if isinstance(total, bool) or not isinstance(total, int):
+            raise ConfigError(f"partition count must be an int, not {type(total).__name__}")
+        self._acquire()
+        try:
+            meta = self.require(name)
+            if total <= meta.partitions:
+                raise ConfigError(
+                    f"topic {name!r} has {meta.partitions} partitions; the count can only grow "
+                    f"(asked for {total})"
+                )
+            if total > MAX_PARTITIONS:
+                raise ConfigError(f"at most {MAX_PARTITIONS} partitions")
+            tdir = self.topic_dir(name)
+            for p in range(meta.partitions, total):
+                fs.makedirs(os.path.join(tdir, str(p)))
+            new = TopicMeta(name, meta.id, total, meta.overrides, meta.config, meta.created_ms)
+            self._write(new)
+            return new
+        finally:
+            self._lock.release()
+
+    def alter_config(self, name: str, changes: Mapping[str, Any]) -> TopicMeta:
+        check_topic_name(name)
+        self._acquire()
+        try:
+            meta = self.require(name)
+            overrides = {**meta.overrides, **changes}
+            config = TopicConfig.from_dict(overrides)
+            new = TopicMeta(name, meta.id, meta.partitions, overrides, config, meta.created_ms)
+            self._write(new)
+            return new
+        finally:
+            self._lock.release()
+
+    # ------------------------------------------------------------------ deletion
+    def _finish_deletions(self) -> None:
+        for fname in fs.listdir(self.dir):
+            if not fname.endswith(".json"):
+                continue
+            name = fname[:-5]
+            try:
+                check_topic_name(name)
+                data = read_json(self._path(name))
+            except (ValueError, MetadataCorruptError, StorageIOError):
+                continue
+            if data.get("state") == "deleting":
+                self._finish_deletion(name)
+
+    def _finish_deletion(self, name: str) -> None:
+        tdir = self.topic_dir(name)
+        trash_path = None
+        if os.path.lexists(tdir):
+            trash_path = self._to_trash(tdir, name)
+        fs.unlink(self._path(name))
+        fs.sync_dir(self.dir)
+        with self._cache_lock:
+            self._cache.pop(name, None)
+        if trash_path is not None:
+            # Readers in other processes may still have segments mapped: unlinking
+            # keeps their maps valid, so removing the files now is safe.
+            shutil.rmtree(trash_path, ignore_errors=True)
+
+    def _to_trash(self, tdir: str, name: str) -> str:
+        fs.makedirs(self.datadir.trash)
+        dest = os.path.join(self.datadir.trash, f"{name}.{uuid.uuid4().hex}")
+        fs.replace(tdir, dest)
+        fs.sync_dir(self.datadir.topics_dir)
+        return dest

@@ -1,0 +1,220 @@
+"""Every exception streamlog raises on purpose.
+
+The tree::
+
+    StreamlogError
+    ├── ConfigError (also ValueError)
+    ├── ClosedError
+    ├── IllegalStateError
+    ├── WakeupError
+    ├── KafkaTimeoutError (also TimeoutError)              retriable
+    │   └── LockTimeoutError                               retriable
+    ├── TopicError
+    │   ├── InvalidTopicError (also ValueError)
+    │   ├── TopicExistsError
+    │   ├── UnknownTopicError
+    │   └── UnknownPartitionError
+    ├── RecordTooLargeError (also ValueError)
+    ├── OffsetOutOfRangeError
+    │   └── NoOffsetForPartitionError
+    ├── StorageError
+    │   ├── CorruptRecordError              .path .position
+    │   ├── MetadataCorruptError            .path
+    │   ├── UnsupportedFormatError          .path
+    │   ├── DataDirectoryError              .path
+    │   └── StorageIOError (also OSError)   .errno .filename
+    ├── CommitFailedError
+    └── ProducerFencedError
+
+Foreign errors (``OSError``, ``filelock.Timeout``, ``zstandard`` and ``msgpack``
+errors) are converted once, where streamlog calls the foreign code, with
+``raise X(...) from e``; the original stays reachable as ``__cause__``.
+
+Classes whose ``retriable`` flag is true describe a condition that may pass
+by itself (a lock held by a stopped process, a timeout); retrying the same
+call later can succeed.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ClosedError",
+    "CommitFailedError",
+    "ConfigError",
+    "CorruptRecordError",
+    "DataDirectoryError",
+    "IllegalStateError",
+    "InvalidTopicError",
+    "KafkaTimeoutError",
+    "LockTimeoutError",
+    "MetadataCorruptError",
+    "NoOffsetForPartitionError",
+    "OffsetOutOfRangeError",
+    "ProducerFencedError",
+    "RecordTooLargeError",
+    "StorageError",
+    "StorageIOError",
+    "StreamlogError",
+    "TopicError",
+    "TopicExistsError",
+    "UnknownPartitionError",
+    "UnknownTopicError",
+    "UnsupportedFormatError",
+    "WakeupError",
+]
+
+
+class StreamlogError(Exception):
+    """Base class for every error streamlog raises on purpose."""
+
+    retriable: bool = False
+
+
+class ConfigError(StreamlogError, ValueError):
+    """A configuration key is unknown, or its value has the wrong type or range."""
+
+
+class ClosedError(StreamlogError):
+    """The handle, producer or consumer was used after ``close()``."""
+
+
+class IllegalStateError(StreamlogError):
+    """The call is not allowed in the object's current state."""
+
+
+class WakeupError(StreamlogError):
+    """A blocked call was interrupted by ``wakeup()`` from another thread."""
+
+
+class KafkaTimeoutError(StreamlogError, TimeoutError):
+    """An operation did not complete within its time limit."""
+
+    retriable = True
+
+
+class LockTimeoutError(KafkaTimeoutError):
+    """A file lock stayed held by another process (perhaps a stopped one) past the timeout.
+
+    Nothing was written. Retry later, or find the process holding the lock
+    (``fuser <path>``) and resume or kill it.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class TopicError(StreamlogError):
+    """Base class for errors about a topic or partition name."""
+
+
+class InvalidTopicError(TopicError, ValueError):
+    """The topic name breaks Kafka's rule: 1-249 of ``[a-zA-Z0-9._-]``, not ``.`` or ``..``."""
+
+
+class TopicExistsError(TopicError):
+    """A topic of that name already exists."""
+
+
+class UnknownTopicError(TopicError):
+    """No topic of that name exists."""
+
+
+class UnknownPartitionError(TopicError):
+    """The topic exists but has no partition of that number."""
+
+
+class RecordTooLargeError(StreamlogError, ValueError):
+    """A record batch is larger than the topic's ``max.message.bytes``. Nothing was written."""
+
+
+class OffsetOutOfRangeError(StreamlogError):
+    """The offset is below the log start offset or beyond the log end offset."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        offset: int | None = None,
+        log_start_offset: int | None = None,
+        end_offset: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.log_start_offset = log_start_offset
+        self.end_offset = end_offset
+
+
+class NoOffsetForPartitionError(OffsetOutOfRangeError):
+    """No position is known for a partition and ``auto_offset_reset`` is ``"none"``."""
+
+
+class StorageError(StreamlogError):
+    """Base class for errors of the data directory and its files."""
+
+
+class CorruptRecordError(StorageError):
+    """A record batch failed its checksum or bounds check where data was expected.
+
+    Raised for damage inside a sealed segment, never for a torn tail (that is
+    truncated by recovery). Everything before ``position`` in ``path`` is intact;
+    ``streamlog.check()`` reports the extent. Operator action: restore the
+    segment from a backup, or seek consumers past the damaged batch.
+    """
+
+    def __init__(self, message: str, *, path: str, position: int) -> None:
+        super().__init__(f"{message} ({path} at byte {position})")
+        self.path = path
+        self.position = position
+
+
+class MetadataCorruptError(StorageError):
+    """A metadata file is unreadable: empty, truncated, not JSON, or of the wrong shape.
+
+    Streamlog never repairs metadata by deleting data. Operator action: restore
+    the named file from a backup, or move it aside if the topic or group it
+    describes is not needed.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(f"{message}: {path}")
+        self.path = path
+
+
+class UnsupportedFormatError(StorageError):
+    """The data directory or a file in it was written by a newer, incompatible version."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(f"{message}: {path}")
+        self.path = path
+
+
+class DataDirectoryError(StorageError):
+    """The data directory cannot be used: it is a file, not writable, or escapes its root."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(f"{message}: {path}")
+        self.path = path
+
+
+class StorageIOError(StorageError, OSError):
+    """The operating system refused an I/O operation (disk full, I/O error, read-only).
+
+    ``errno`` and ``filename`` are those of the underlying ``OSError``. No
+    acknowledgement is ever given for a write whose sync failed.
+    """
+
+    def __init__(self, errno: int, message: str, filename: str | None = None) -> None:
+        OSError.__init__(self, errno, message, filename)
+
+    def __str__(self) -> str:
+        where = f": {self.filename}" if self.filename else ""
+        return f"[Errno {self.errno}] {self.strerror}{where}"
+
+
+class CommitFailedError(StreamlogError):
+    """An offset commit was rejected: this member is no longer part of the group's generation."""
+
+
+class ProducerFencedError(StreamlogError):
+    """Another producer with the same ``transactional_id`` and a newer epoch took over."""

@@ -1,0 +1,206 @@
+"""Sparse, fixed-width, memory-mapped indexes of one segment: disposable, rebuilt from the log.
+
+``OffsetIndex`` entries are 8 bytes: ``u32 relative_last_offset, u32 position``
+(the last offset of an indexed batch, minus the segment's base offset, and the
+byte position where that batch starts). ``TimeIndex`` entries are 12 bytes:
+``i64 max_timestamp, u32 relative_last_offset`` (the largest timestamp in the
+segment up to and including that batch). Little-endian, no header, no checksum.
+
+An entry is added for a batch when the batch starts more than
+``index.interval.bytes`` after the previous indexed batch (or after the
+segment start). The first batch of a segment is therefore never indexed, so a
+valid offset entry always has ``position > 0`` and a valid time entry always
+has ``relative_last_offset > 0``: an all-zero entry marks the end. Files grow
+with ``posix_fallocate`` in small steps (zeros), are never shrunk while the
+segment is live (another process may map them), and are bounded by
+``segment.index.bytes``; a full index rolls the segment.
+
+Entries are written only after the batch they point to is published, so a
+crash leaves at worst a missing entry. Entries are still validated where they
+are used; the owner rebuilds the index when one is wrong.
+
+Process-safety: one writer at a time (the partition's append lock); readers in
+any process call ``refresh()`` to see entries appended elsewhere.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+
+from .._fs import fs
+
+_GROW_MIN = 4096
+_GROW_MAX = 64 * 1024
+
+
+_U32 = struct.Struct("<I")
+
+
+class _FixedIndex:
+    ENTRY: struct.Struct
+    VALID_AT: int  # byte offset, inside an entry, of a u32 that is non-zero in every valid entry
+
+    __slots__ = ("_fd", "_mapped", "_mm", "count", "max_entries", "path", "writable")
+
+    def __init__(self, path: str, max_bytes: int, *, writable: bool = True) -> None:
+        self.path = path
+        self.writable = writable
+        self.max_entries = max(1, max_bytes // self.ENTRY.size)
+        self._mm: mmap.mmap | None = None
+        self._mapped = 0
+        self.count = 0
+        if not writable and not os.path.exists(path):
+            self._fd = -1  # a read-only view of a segment whose index is missing
+            return
+        self._fd = fs.open(path, create=writable, write=writable)
+        self._remap()
+        self.count = self._find_count(0)
+
+    # -- mapping -------------------------------------------------------------
+    def _remap(self) -> None:
+        if self._fd < 0:
+            return
+        size = fs.size(self._fd)
+        size -= size % self.ENTRY.size
+        if size == self._mapped:
+            return
+        self._mm = fs.map(self._fd, size, write=self.writable, path=self.path) if size else None
+        self._mapped = size
+
+    def _capacity(self) -> int:
+        return self._mapped // self.ENTRY.size
+
+    def _valid(self, i: int) -> bool:
+        assert self._mm is not None
+        return bool(_U32.unpack_from(self._mm, i * self.ENTRY.size + self.VALID_AT)[0])
+
+    def _find_count(self, known: int) -> int:
+        """Number of valid entries: the prefix before the first all-zero entry."""
+        hi = self._capacity()
+        if known >= hi or not self._valid(known):
+            return min(known, hi)
+        # gallop then bisect: entries appended by others since ``known``
+        step = 1
+        lo = known + 1
+        while lo + step <= hi and self._valid(lo + step - 1):
+            lo += step
+            step *= 2
+        hi = min(hi, lo + step)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._valid(mid):
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def refresh(self) -> None:
+        """See entries appended by other processes."""
+        if self.count >= self._capacity():
+            self._remap()
+        self.count = self._find_count(self.count)
+
+    # -- access --------------------------------------------------------------
+    def entry(self, i: int) -> tuple[int, int]:
+        assert self._mm is not None
+        a, b = self.ENTRY.unpack_from(self._mm, i * self.ENTRY.size)
+        return int(a), int(b)
+
+    @property
+    def is_full(self) -> bool:
+        return self.count >= self.max_entries
+
+    def _append(self, a: int, b: int) -> None:
+        if self.count >= self._capacity():
+            need = (self.count + 1) * self.ENTRY.size
+            grow = min(max(self._mapped, _GROW_MIN), _GROW_MAX)
+            size = min(max(need, self._mapped + grow), self.max_entries * self.ENTRY.size)
+            size = max(size, need)
+            fs.fallocate(self._fd, 0, size, self.path)
+            self._remap()
+        assert self._mm is not None
+        self.ENTRY.pack_into(self._mm, self.count * self.ENTRY.size, a, b)
+        self.count += 1
+
+    def truncate_entries(self, count: int) -> None:
+        """Forget entries from ``count`` on (zero them). Only with no other process using it."""
+        if count >= self.count:
+            return
+        assert self._mm is not None
+        start = count * self.ENTRY.size
+        end = self.count * self.ENTRY.size
+        self._mm[start:end] = bytes(end - start)
+        self.count = count
+
+    def sync(self) -> None:
+        fs.sync(self._fd, self.path)
+
+    def close(self) -> None:
+        self._mm = None  # unmapped when the last view goes
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def size_bytes(self) -> int:
+        return self._mapped
+
+
+class OffsetIndex(_FixedIndex):
+    """``(relative_last_offset u32, position u32)`` entries; see the module docstring."""
+
+    ENTRY = struct.Struct("<II")
+    VALID_AT = 4
+    __slots__ = ()
+
+    def append(self, relative_last_offset: int, position: int) -> None:
+        self._append(relative_last_offset, position)
+
+    def last_position(self) -> int:
+        """Start position of the last indexed batch, or 0."""
+        return self.entry(self.count - 1)[1] if self.count else 0
+
+    def floor(self, relative_offset: int) -> int:
+        """Index of the last entry whose relative last offset is <= the target, or -1."""
+        lo, hi = 0, self.count
+        unpack = self.ENTRY.unpack_from
+        mm = self._mm
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if unpack(mm, mid * 8)[0] <= relative_offset:  # type: ignore[arg-type]
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo - 1
+
+    def lower(self, relative_offset: int) -> int:
+        """Index of the last entry whose relative last offset is < the target, or -1."""
+        return self.floor(relative_offset - 1) if relative_offset > 0 else -1
+
+
+class TimeIndex(_FixedIndex):
+    """``(max_timestamp i64, relative_last_offset u32)`` entries; see the module docstring."""
+
+    ENTRY = struct.Struct("<qI")
+    VALID_AT = 8
+    __slots__ = ()
+
+    def append(self, max_timestamp: int, relative_last_offset: int) -> None:
+        self._append(max_timestamp, relative_last_offset)
+
+    def last_timestamp(self) -> int | None:
+        return self.entry(self.count - 1)[0] if self.count else None
+
+    def lower(self, timestamp: int) -> int:
+        """Index of the last entry whose timestamp is < the target, or -1."""
+        lo, hi = 0, self.count
+        unpack = self.ENTRY.unpack_from
+        mm = self._mm
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if unpack(mm, mid * 12)[0] < timestamp:  # type: ignore[arg-type]
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo - 1

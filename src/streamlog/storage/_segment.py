@@ -1,0 +1,574 @@
+"""One segment: a ``.log`` file of frames written through a memory map, with its two indexes.
+
+On disk (``<base>`` is the 20-digit base offset)::
+
+    <base>.log        frames (see ``_codec``) at 8-byte aligned positions, then
+                      zeros up to the allocated size; a sealed segment ends with
+                      a seal frame and is trimmed just after it
+    <base>.index      OffsetIndex, rebuilt from the .log when missing or wrong
+    <base>.timeindex  TimeIndex, likewise
+
+The file grows with ``posix_fallocate`` (a write through a map into a hole on
+a full disk is a SIGBUS; fallocate turns it into ENOSPC), starting small and
+doubling up to 16 MiB steps, so thousands of idle partitions cost little. The
+end of the data is never inferred from the file size: it is the first
+position whose length word is zero, or the seal.
+
+A segment is *sealed* when a seal frame follows its last batch; the seal
+names the next segment's base offset and carries the segment's largest
+timestamp. Sealing happens before the next segment is created, so the seal is
+the authority on where the log continues. After sealing, the file is trimmed
+right after the seal; that never hurts a reader in another process, because
+readers only move forward over valid frames and stop at the seal.
+
+Not thread-safe: the partition serialises writers with its append lock and
+gives readers their own view of the tail. Process-safe as described above.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from dataclasses import dataclass, field
+
+import xxhash
+
+from .._fs import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX, crashpoint, fs, offset_to_name
+from ..errors import CorruptRecordError
+from . import _codec as codec
+from ._index import OffsetIndex, TimeIndex
+
+_HEADER = codec.HEADER
+_HEADER_SIZE = codec.HEADER_SIZE
+_LENGTH = codec.LENGTH
+_xxh3_int = xxhash.xxh3_64_intdigest
+SEAL_SIZE = codec.aligned(codec.HEADER_SIZE)
+_INITIAL_SIZE = 16 * 1024
+_GROW_MAX = 16 * 1024 * 1024
+
+
+@dataclass
+class ScanResult:
+    """What a scan of a segment's frames found."""
+
+    end: int  # position just after the last good frame (where the next one goes)
+    next_offset: int  # offset after the last good batch
+    max_timestamp: int
+    sealed: bool = False
+    next_base: int | None = None  # from the seal
+    damage: int | None = None  # position of the first bad frame, if it ends the data
+    corrupt: list[int] = field(default_factory=list)  # bad frames with good frames after them
+
+
+class Segment:
+    """One ``.log`` file and its indexes: append, read, scan, recover, seal, truncate, flush."""
+
+    def __init__(
+        self,
+        directory: str,
+        base_offset: int,
+        *,
+        index_interval: int,
+        max_index_bytes: int,
+        writable: bool = True,
+        create: bool = False,
+    ) -> None:
+        self.directory = directory
+        self.base_offset = base_offset
+        self.index_interval = index_interval
+        self.writable = writable
+        stem = os.path.join(directory, offset_to_name(base_offset))
+        self.path = stem + LOG_SUFFIX
+        self.index_path = stem + INDEX_SUFFIX
+        self.timeindex_path = stem + TIMEINDEX_SUFFIX
+        self.max_index_bytes = max_index_bytes
+        self._fd = fs.open(self.path, create=create, write=writable)
+        self._mm: mmap.mmap | None = None
+        self._mapped = 0
+        if create and fs.size(self._fd) == 0:
+            fs.fallocate(self._fd, 0, _INITIAL_SIZE, self.path)
+        self._remap()
+        self.offset_index = OffsetIndex(self.index_path, max_index_bytes, writable=writable)
+        self.time_index = TimeIndex(self.timeindex_path, max_index_bytes, writable=writable)
+        # The known tail. ``tail`` is where the next frame goes (or the seal's position).
+        self.tail = 0
+        self.next_offset = base_offset
+        self.max_timestamp = -1
+        self.first_max_timestamp: int | None = None
+        self.sealed = False
+        self.next_base: int | None = None
+        self.record_bytes = 0  # bytes of frames (without the seal), for retention.bytes
+
+    # ------------------------------------------------------------------ mapping
+    def _remap(self) -> None:
+        size = fs.size(self._fd)
+        if size != self._mapped:
+            self._mm = fs.map(self._fd, size, write=self.writable, path=self.path) if size else None
+            self._mapped = size
+
+    def _covers(self, end: int) -> bool:
+        """True if bytes up to ``end`` are mapped (remapping if the file grew)."""
+        if end <= self._mapped:
+            return True
+        self._remap()
+        return end <= self._mapped
+
+    @property
+    def allocated(self) -> int:
+        return self._mapped
+
+    def _grow(self, end: int) -> None:
+        self._remap()
+        if end <= self._mapped:
+            return
+        step = min(max(self._mapped, _INITIAL_SIZE), _GROW_MAX)
+        size = max(end, self._mapped + step)
+        fs.fallocate(self._fd, 0, size, self.path)
+        self._remap()
+
+    # ------------------------------------------------------------------ frames
+    def frame_at(self, pos: int) -> tuple[int, tuple[int, ...] | None]:
+        """Look at the frame at ``pos``: ``(length, header_fields or None if invalid)``.
+
+        Length 0 means the end of the data. A non-zero length with ``None``
+        means the bytes there are not a valid frame (torn, corrupt, or, on a
+        weakly ordered CPU, not yet fully visible).
+        """
+        if not self._covers(pos + 4):
+            return 0, None
+        mm = self._mm
+        assert mm is not None
+        length = _LENGTH.unpack_from(mm, pos)[0]
+        if length == 0:
+            return 0, None
+        if length < _HEADER_SIZE or length > codec.MAX_FRAME or not self._covers(pos + length):
+            return length, None
+        fields = _HEADER.unpack_from(mm, pos)
+        with memoryview(mm) as view, view[pos + 12 : pos + length] as body:
+            ok = _xxh3_int(body, seed=length) == fields[1]
+        if not ok:
+            return length, None
+        codec.check_magic(fields[2], self.path)
+        return length, fields
+
+    def _batch(self, pos: int, fields: tuple[int, ...]) -> codec.RecordBatch:
+        mm = self._mm
+        assert mm is not None
+        return codec.RecordBatch(fields, mm[pos + _HEADER_SIZE : pos + fields[0]], pos)
+
+    def scan(self, start: int, start_offset: int, max_timestamp: int = -1) -> ScanResult:
+        """Walk valid frames from ``start`` to the end of the data, verifying checksums.
+
+        A bad frame followed by a good one (at the position its length word
+        claims, or a valid seal at the end of a trimmed file) is corruption
+        inside the data: it is recorded in ``corrupt`` and skipped. A bad frame
+        with nothing valid after it is a torn tail: ``damage`` is set and the
+        scan stops there.
+        """
+        pos = start
+        next_offset = start_offset
+        result = ScanResult(pos, next_offset, max_timestamp)
+        while True:
+            length, fields = self.frame_at(pos)
+            if length == 0:
+                break
+            if fields is None:
+                after = self._resync(pos, length)
+                if after is None:
+                    result.damage = pos
+                    break
+                result.corrupt.append(pos)
+                pos = after
+                continue
+            attrs = fields[3]
+            if attrs & codec.ATTR_SEAL:
+                result.sealed = True
+                result.next_base = fields[5]
+                break
+            next_offset = fields[5] + fields[6] + 1
+            result.max_timestamp = max(result.max_timestamp, fields[9])
+            pos += codec.aligned(length)
+        result.end = pos
+        result.next_offset = next_offset
+        return result
+
+    def _resync(self, pos: int, length: int) -> int | None:
+        """Position of a valid frame after the bad one at ``pos``, or None."""
+        if _HEADER_SIZE <= length <= codec.MAX_FRAME:
+            after = pos + codec.aligned(length)
+            if self._covers(after + 4):
+                nlen, nfields = self.frame_at(after)
+                if nfields is not None:
+                    return after
+        # A trimmed sealed segment ends with its seal: damage before it is inside.
+        size = self._mapped
+        if size >= SEAL_SIZE + pos + 8:
+            seal_pos = size - SEAL_SIZE
+            nlen, nfields = self.frame_at(seal_pos)
+            if nfields is not None and nfields[3] & codec.ATTR_SEAL:
+                # skip forward to the first valid frame after ``pos``
+                p = pos + 8
+                while p < seal_pos:
+                    plen, pfields = self.frame_at(p)
+                    if pfields is not None:
+                        return p
+                    p += 8
+                return seal_pos
+        return None
+
+    # ------------------------------------------------------------------ opening
+    def load(self) -> ScanResult:
+        """Find the tail quickly: the trailing seal, else a scan from the last index entry.
+
+        The last index entry is checked against the frame it names; if it is
+        wrong, the indexes are rebuilt from a full scan.
+        """
+        size = self._mapped
+        if size >= SEAL_SIZE:
+            length, fields = self.frame_at(size - SEAL_SIZE)
+            if fields is not None and fields[3] & codec.ATTR_SEAL:
+                self._set_tail(
+                    size - SEAL_SIZE, fields[5], fields[9], sealed=True, next_base=fields[5]
+                )
+                self.record_bytes = size - SEAL_SIZE
+                return ScanResult(size - SEAL_SIZE, fields[5], fields[9], True, fields[5])
+        start, start_offset, max_ts = 0, self.base_offset, -1
+        if self.offset_index.count:
+            rel, pos = self.offset_index.entry(self.offset_index.count - 1)
+            length, fields = self.frame_at(pos)
+            if fields is None or fields[5] + fields[6] != self.base_offset + rel:
+                return self.rebuild_indexes()
+            start, start_offset = pos, self.base_offset + rel + 1
+            ts = self.time_index.last_timestamp()
+            max_ts = fields[9] if ts is None else max(ts, fields[9])
+            start = pos + codec.aligned(length)
+        result = self.scan(start, start_offset, max_ts)
+        self._apply(result)
+        return result
+
+    def _apply(self, result: ScanResult) -> None:
+        self._set_tail(
+            result.end, result.next_offset, result.max_timestamp,
+            sealed=result.sealed, next_base=result.next_base,
+        )
+        self.record_bytes = result.end
+        if self.first_max_timestamp is None and result.end > 0:
+            length, fields = self.frame_at(0)
+            if fields is not None and not fields[3] & codec.ATTR_SEAL:
+                self.first_max_timestamp = fields[9]
+
+    def _set_tail(
+        self, tail: int, next_offset: int, max_ts: int, *, sealed: bool, next_base: int | None
+    ) -> None:
+        self.tail = tail
+        self.next_offset = next_offset
+        self.max_timestamp = max(self.max_timestamp, max_ts)
+        self.sealed = sealed
+        self.next_base = next_base
+        if sealed and next_base is not None:
+            self.next_offset = next_base
+
+    def refresh(self) -> ScanResult | None:
+        """Follow frames other processes appended after our known tail. None if nothing new."""
+        if self.sealed:
+            return None
+        length = 0
+        if self._covers(self.tail + 4):
+            assert self._mm is not None
+            length = _LENGTH.unpack_from(self._mm, self.tail)[0]
+        if length == 0:
+            return None
+        result = self.scan(self.tail, self.next_offset, self.max_timestamp)
+        self._apply(result)
+        return result
+
+    def expected_index_entries(self, end: int) -> list[tuple[int, int, int]]:
+        """The index entries a full scan up to ``end`` gives: (relative offset, position, max ts)."""
+        entries: list[tuple[int, int, int]] = []
+        pos, last_indexed, max_ts = 0, 0, -1
+        while pos < end:
+            length, fields = self.frame_at(pos)
+            if fields is None:
+                pos = self._resync(pos, length) or end
+                continue
+            max_ts = max(max_ts, fields[9])
+            if pos - last_indexed > self.index_interval:
+                entries.append((fields[5] + fields[6] - self.base_offset, pos, max_ts))
+                last_indexed = pos
+            pos += codec.aligned(length)
+        return entries
+
+    def rebuild_indexes(self, *, exclusive: bool = False) -> ScanResult:
+        """Scan the whole segment and write fresh indexes.
+
+        With ``exclusive`` (no other process has the data directory open) the
+        index files are rewritten in place; otherwise new files replace them by
+        rename, so other processes keep reading their old, still valid, maps.
+        """
+        result = self.scan(0, self.base_offset)
+        entries = self.expected_index_entries(result.end)
+        if exclusive and self.writable:
+            self.offset_index.truncate_entries(0)
+            self.time_index.truncate_entries(0)
+            self._write_entries(self.offset_index, self.time_index, entries)
+        elif self.writable:
+            for path in (self.index_path + ".tmp", self.timeindex_path + ".tmp"):
+                if os.path.exists(path):
+                    fs.unlink(path)
+            oi = OffsetIndex(self.index_path + ".tmp", self.max_index_bytes)
+            ti = TimeIndex(self.timeindex_path + ".tmp", self.max_index_bytes)
+            self._write_entries(oi, ti, entries)
+            oi.close()
+            ti.close()
+            fs.replace(self.index_path + ".tmp", self.index_path)
+            fs.replace(self.timeindex_path + ".tmp", self.timeindex_path)
+            self.offset_index.close()
+            self.time_index.close()
+            self.offset_index = OffsetIndex(self.index_path, self.max_index_bytes)
+            self.time_index = TimeIndex(self.timeindex_path, self.max_index_bytes)
+        self.first_max_timestamp = None
+        self._apply(result)
+        return result
+
+    @staticmethod
+    def _write_entries(
+        oi: OffsetIndex, ti: TimeIndex, entries: list[tuple[int, int, int]]
+    ) -> None:
+        last_ts: int | None = None
+        for rel, pos, max_ts in entries[: oi.max_entries]:
+            oi.append(rel, pos)
+            if last_ts is None or max_ts > last_ts:
+                ti.append(max_ts, rel)
+                last_ts = max_ts
+
+    # ------------------------------------------------------------------ writing
+    def would_overflow(self, frame_size: int, segment_bytes: int) -> bool:
+        return self.tail > 0 and self.tail + codec.aligned(frame_size) > segment_bytes
+
+    def append(self, frame: bytes, last_offset: int, max_timestamp: int) -> int:
+        """Write one frame at the tail and index it. Returns its position.
+
+        The length word is stored last: until then readers see the old end.
+        """
+        pos = self.tail
+        n = len(frame)
+        end = pos + codec.aligned(n)
+        if end + SEAL_SIZE > self._mapped:
+            self._grow(end + SEAL_SIZE)
+        mm = self._mm
+        assert mm is not None
+        mm[pos + 4 : pos + n] = memoryview(frame)[4:]
+        crashpoint("append.before_publish")
+        mm[pos : pos + 4] = frame[:4]
+        crashpoint("append.after_publish")
+        self.tail = end
+        self.record_bytes = end
+        self.next_offset = last_offset + 1
+        self.max_timestamp = max(self.max_timestamp, max_timestamp)
+        if self.first_max_timestamp is None:
+            self.first_max_timestamp = max_timestamp
+        oi = self.offset_index
+        if pos - oi.last_position() > self.index_interval and not oi.is_full:
+            rel = last_offset - self.base_offset
+            oi.append(rel, pos)
+            ti = self.time_index
+            last_ts = ti.last_timestamp()
+            if (last_ts is None or self.max_timestamp > last_ts) and not ti.is_full:
+                ti.append(self.max_timestamp, rel)
+            crashpoint("append.indexed")
+        return pos
+
+    @property
+    def index_full(self) -> bool:
+        return self.offset_index.is_full or self.time_index.is_full
+
+    def refresh_indexes(self) -> None:
+        self.offset_index.refresh()
+        self.time_index.refresh()
+
+    def seal(self, next_offset: int) -> None:
+        """Write the seal frame at the tail: this segment takes no more batches."""
+        frame = codec.seal_frame(next_offset, self.max_timestamp)
+        pos = self.tail
+        if pos + SEAL_SIZE > self._mapped:
+            self._grow(pos + SEAL_SIZE)
+        mm = self._mm
+        assert mm is not None
+        mm[pos + 4 : pos + len(frame)] = frame[4:]
+        mm[pos : pos + 4] = frame[:4]
+        crashpoint("roll.sealed")
+        self.sealed = True
+        self.next_base = next_offset
+
+    def trim(self) -> None:
+        """Cut the preallocated zeros after the seal (safe for other mappers; see module doc)."""
+        if self.sealed and self.writable and self._mapped > self.tail + SEAL_SIZE:
+            fs.truncate(self._fd, self.tail + SEAL_SIZE, self.path)
+            self._remap()
+
+    def truncate_to(self, pos: int) -> int:
+        """Drop everything from ``pos`` on (recovery only: no other process may map the file).
+
+        Returns the number of bytes dropped (non-zero bytes after ``pos``).
+        """
+        size = self._mapped
+        if pos >= size:
+            return 0
+        assert self._mm is not None
+        dropped = size - pos
+        keep = self._mapped
+        self._mm = None
+        self._mapped = 0
+        fs.truncate(self._fd, pos, self.path)
+        fs.fallocate(self._fd, 0, max(keep, _INITIAL_SIZE), self.path)
+        self._remap()
+        # drop index entries pointing at or past pos
+        oi = self.offset_index
+        n = oi.count
+        while n and oi.entry(n - 1)[1] >= pos:
+            n -= 1
+        oi.truncate_entries(n)
+        last_rel = oi.entry(n - 1)[0] if n else 0
+        ti = self.time_index
+        m = ti.count
+        while m and ti.entry(m - 1)[1] > last_rel:
+            m -= 1
+        ti.truncate_entries(m)
+        self.sealed = False
+        self.next_base = None
+        return dropped
+
+    def sync(self) -> None:
+        fs.sync(self._fd, self.path)
+
+    def sync_indexes(self) -> None:
+        self.offset_index.sync()
+        self.time_index.sync()
+
+    # ------------------------------------------------------------------ reading
+    def position_for(self, offset: int) -> int:
+        """A frame position at or before the first batch holding ``offset``."""
+        oi = self.offset_index
+        if oi.count and oi.entry(oi.count - 1)[0] < offset - self.base_offset:
+            # beyond our last entry: maybe other processes indexed more
+            oi.refresh()
+        i = oi.lower(offset - self.base_offset)
+        if i < 0:
+            return 0
+        rel, pos = oi.entry(i)
+        length, fields = self.frame_at(pos)
+        if fields is None or fields[5] + fields[6] != self.base_offset + rel:
+            self.rebuild_indexes()
+            i = self.offset_index.lower(offset - self.base_offset)
+            if i < 0:
+                return 0
+            rel, pos = self.offset_index.entry(i)
+            length, fields = self.frame_at(pos)
+            if fields is None:
+                return 0
+        return pos + codec.aligned(length)
+
+    def read(
+        self, offset: int, max_bytes: int, end: int, out: list[codec.RecordBatch]
+    ) -> tuple[int, bool]:
+        """Append to ``out`` the batches holding offsets >= ``offset``, before position ``end``.
+
+        Stops once ``max_bytes`` is used (the first batch is returned even if
+        larger). Returns ``(bytes used, reached the end of the segment's data)``.
+        A bad frame before ``end`` raises ``CorruptRecordError``.
+        """
+        pos = self.position_for(offset)
+        used = 0
+        while pos < end:
+            length, fields = self.frame_at(pos)
+            if fields is None:
+                if length == 0:
+                    return used, True
+                raise CorruptRecordError(
+                    "record batch fails its checksum", path=self.path, position=pos
+                )
+            if fields[3] & codec.ATTR_SEAL:
+                return used, True
+            if fields[5] + fields[6] >= offset:
+                if out and used + length > max_bytes:
+                    return used, False
+                out.append(self._batch(pos, fields))
+                used += length
+                if used >= max_bytes:
+                    return used, pos + codec.aligned(length) >= end
+            pos += codec.aligned(length)
+        return used, True
+
+    def batches(self, start: int = 0) -> list[tuple[int, codec.RecordBatch | None]]:
+        """Every frame from ``start`` (for check and dump): ``(position, batch or None if bad)``."""
+        out: list[tuple[int, codec.RecordBatch | None]] = []
+        pos = start
+        while True:
+            length, fields = self.frame_at(pos)
+            if length == 0:
+                break
+            if fields is None:
+                out.append((pos, None))
+                after = self._resync(pos, length)
+                if after is None:
+                    break
+                pos = after
+                continue
+            if fields[3] & codec.ATTR_SEAL:
+                break
+            out.append((pos, self._batch(pos, fields)))
+            pos += codec.aligned(length)
+        return out
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def size_bytes(self) -> int:
+        return self.tail + (SEAL_SIZE if self.sealed else 0)
+
+    def close(self) -> None:
+        self._mm = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self.offset_index.close()
+        self.time_index.close()
+
+    def delete_files(self) -> None:
+        for path in (self.path, self.index_path, self.timeindex_path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def _check(self) -> None:
+        """Assert the segment's invariants (tests call this after random operations)."""
+        result = self.scan(0, self.base_offset)
+        assert not result.corrupt, f"corrupt frames at {result.corrupt}"
+        assert result.damage is None, f"damaged frame at {result.damage}"
+        assert result.end == self.tail, (result.end, self.tail)
+        assert result.next_offset == self.next_offset or self.sealed, (
+            result.next_offset, self.next_offset,
+        )
+        assert result.sealed == self.sealed
+        prev = self.base_offset - 1
+        for _pos, batch in self.batches():
+            assert batch is not None
+            assert batch.base_offset > prev, "offsets must increase"
+            prev = batch.last_offset
+        oi = self.offset_index
+        last_rel, last_pos = -1, 0
+        for i in range(oi.count):
+            rel, pos = oi.entry(i)
+            assert rel > last_rel and pos > last_pos, "offset index must increase"
+            length, fields = self.frame_at(pos)
+            assert fields is not None and fields[5] + fields[6] == self.base_offset + rel
+            last_rel, last_pos = rel, pos
+        ti = self.time_index
+        last_ts = None
+        for i in range(ti.count):
+            ts, rel = ti.entry(i)
+            assert last_ts is None or ts > last_ts, "time index must increase"
+            last_ts = ts
+        if not self.sealed and self._covers(self.tail + 8):
+            assert self._mm is not None
+            assert self._mm[self.tail : self.tail + 8] == bytes(8), "bytes after the tail"
