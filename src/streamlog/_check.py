@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ._config import TopicConfig
 from ._fs import INDEX_SUFFIX, LOG_SUFFIX, TEMP_SUFFIXES, TIMEINDEX_SUFFIX, name_to_offset
+from .coordination._catalog import TopicCatalog
 from .errors import (
     DataDirectoryError,
     MetadataCorruptError,
@@ -98,16 +99,13 @@ def check(path: str | os.PathLike[str]) -> CheckReport:
         if not fname.endswith(".json"):
             continue
         try:
-            data = read_json(full)
-            config = TopicConfig.from_dict(data.get("config"))  # type: ignore[arg-type]
-            parts = data.get("partitions")
-            if not isinstance(parts, int) or isinstance(parts, bool) or parts < 1:
-                raise MetadataCorruptError("invalid partition count", path=full)
+            # the catalog's own validation, so check flags exactly what the handle refuses
+            meta = TopicCatalog._parse(full, fname[:-5], read_json(full))
         except (StorageError, ValueError) as e:
             report.problems.append(Problem("metadata", full, None, str(e)))
             continue
-        if data.get("state", "active") == "active":
-            configs[fname[:-5]] = (config, parts)
+        if meta is not None:
+            configs[meta.name] = (meta.config, meta.partitions)
     report.topics = len(configs)
     for topic, (config, parts) in sorted(configs.items()):
         for p in range(parts):

@@ -122,7 +122,7 @@ def _as_int(key: str, raw: object, low: int, high: int) -> int:
         raise ConfigError(f"{key} must be an int, not {type(raw).__name__}")
     if isinstance(raw, str):
         text = raw.strip()
-        if not text.lstrip("-").isdigit() or not text.isascii():
+        if not text.removeprefix("-").isdigit() or not text.isascii():  # not "--5"
             raise ConfigError(f"{key} must be an integer; got {raw!r}")
         value = int(text)
     else:

@@ -18,6 +18,7 @@ sorts numerically) and the suffixes, as Kafka's ``LogFileUtils``.
 from __future__ import annotations
 
 import errno
+import hashlib
 import mmap
 import os
 import signal
@@ -166,9 +167,16 @@ class FileSystem:
     def write_atomic(self, path: str, data: bytes, *, durable: bool = True) -> None:
         """Replace ``path`` with ``data``: write a temporary file, sync, rename, sync the dir."""
         tmp = f"{path}.tmp"
+        head, tail = os.path.split(path)
+        if len(os.fsencode(tail)) > 250:  # NAME_MAX is 255: meta of a 249-character topic
+            digest = hashlib.blake2b(os.fsencode(tail), digest_size=8).hexdigest()
+            tmp = os.path.join(head, f"{tail[:200]}.{digest}.tmp")
 
         def go() -> None:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+            # O_NOFOLLOW: a symlink planted at the temporary name must not make us
+            # truncate and write a file outside the data directory
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
+            fd = os.open(tmp, flags, FILE_MODE)
             try:
                 view = memoryview(data)
                 done = 0

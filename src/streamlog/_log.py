@@ -12,7 +12,7 @@ from typing import Any
 from ._names import check_partition, check_topic_name
 from ._structs import PartitionDescription, TopicDescription, TopicPartition
 from .coordination._catalog import TopicCatalog, TopicMeta
-from .errors import ClosedError, ConfigError, UnknownPartitionError
+from .errors import ClosedError, ConfigError, StorageIOError, UnknownPartitionError
 from .storage._datadir import DataDir
 from .storage._partition import PartitionLog, RecoveryReport
 
@@ -52,6 +52,11 @@ class Log:
             if self._datadir.exclusive:
                 # deletions interrupted by a crash; nobody else can be reading them now
                 shutil.rmtree(self._datadir.trash, ignore_errors=True)
+                # metadata writes interrupted between temporary file and rename
+                for d in (self._datadir.meta, os.path.join(self._datadir.meta, "topics")):
+                    for name in os.listdir(d):
+                        if name.endswith(".tmp"):
+                            os.unlink(os.path.join(d, name))
             self._datadir.opened()
         except BaseException:
             self._datadir.close()
@@ -97,12 +102,10 @@ class Log:
         :raises UnknownTopicError: no such topic.
         """
         self._check_open()
-        meta = self._catalog.delete(name)
+        self._catalog.delete(name)
         with self._mutex:
             for key in [k for k in self._partitions if k[0] == name]:
-                topic_id, plog = self._partitions.pop(key)
-                if topic_id == meta.id:
-                    plog.close()
+                _close_deleted(self._partitions.pop(key)[1])
 
     def topics(self) -> list[str]:
         """Names of all topics, sorted."""
@@ -191,7 +194,7 @@ class Log:
             if cached is not None:
                 if cached[0] == meta.id:
                     return cached[1]
-                cached[1].close()  # the topic was deleted and created again
+                _close_deleted(cached[1])  # the topic was deleted and created again
             pdir = os.path.join(self._catalog.topic_dir(meta.name), str(partition))
             plog = PartitionLog(
                 pdir, meta.config, lock_timeout=self._lock_timeout, clock=self._clock
@@ -210,7 +213,7 @@ class Log:
             self._partitions.clear()
         try:
             for _id, plog in partitions:
-                plog.close()
+                _close_deleted(plog)
         finally:
             self._datadir.close()
 
@@ -223,6 +226,16 @@ class Log:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<streamlog.Log {self.path!r} {state}>"
+
+
+def _close_deleted(plog: PartitionLog) -> None:
+    """Close ``plog``; if its topic was deleted meanwhile (its directory is gone), its
+    files need no sync and the failure to sync them is not an error."""
+    try:
+        plog.close()
+    except StorageIOError:
+        if os.path.isdir(plog.path):
+            raise
 
 
 def open(path: str | os.PathLike[str], **options: Any) -> Log:

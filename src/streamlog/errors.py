@@ -69,6 +69,20 @@ class StreamlogError(Exception):
 
     retriable: bool = False
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Rebuild without calling __init__ (several take keyword-only arguments), so
+        # that errors survive pickle (multiprocessing, concurrent.futures).
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(
+    cls: type[StreamlogError], args: tuple[object, ...], state: dict[str, object]
+) -> StreamlogError:
+    err = cls.__new__(cls, *args)
+    err.args = args
+    err.__dict__.update(state)
+    return err
+
 
 class ConfigError(StreamlogError, ValueError):
     """A configuration key is unknown, or its value has the wrong type or range."""
@@ -206,6 +220,9 @@ class StorageIOError(StorageError, OSError):
 
     def __init__(self, errno: int, message: str, filename: str | None = None) -> None:
         OSError.__init__(self, errno, message, filename)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.errno, self.strerror, self.filename), self.__dict__)
 
     def __str__(self) -> str:
         where = f": {self.filename}" if self.filename else ""

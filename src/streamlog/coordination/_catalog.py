@@ -246,6 +246,9 @@ class TopicCatalog:
 
     def alter_config(self, name: str, changes: Mapping[str, Any]) -> TopicMeta:
         check_topic_name(name)
+        if not isinstance(changes, Mapping):
+            raise ConfigError(f"topic config must be a dict, not {type(changes).__name__}")
+        TopicConfig.from_dict(changes)  # validates before any I/O
         self._acquire()
         try:
             meta = self.require(name)
@@ -287,7 +290,7 @@ class TopicCatalog:
 
     def _to_trash(self, tdir: str, name: str) -> str:
         fs.makedirs(self.datadir.trash)
-        dest = os.path.join(self.datadir.trash, f"{name}.{uuid.uuid4().hex}")
+        dest = os.path.join(self.datadir.trash, f"{name[:200]}.{uuid.uuid4().hex}")  # <= NAME_MAX
         fs.replace(tdir, dest)
         fs.sync_dir(self.datadir.topics_dir)
         return dest

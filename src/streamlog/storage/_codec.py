@@ -137,9 +137,17 @@ class PreparedBatch:
         self.size = HEADER_SIZE + len(payload)
 
     def header_rest(self, base_offset: int, max_timestamp: int | None = None) -> bytes:
+        """The header after length and checksum; ``max_timestamp`` is a log append time.
+
+        Given a ``max_timestamp`` (the broker's clock under LogAppendTime), the
+        frame gets the LogAppendTime attribute, so every record reads as that time.
+        """
+        attributes = self.attributes
+        if max_timestamp is not None:
+            attributes |= ATTR_LOG_APPEND_TIME
         return REST.pack(
             MAGIC,
-            self.attributes,
+            attributes,
             0,
             base_offset,
             self.record_count - 1,
@@ -154,7 +162,10 @@ class PreparedBatch:
         )
 
     def frame(self, base_offset: int, max_timestamp: int | None = None) -> bytes:
-        """The complete frame for ``base_offset`` (header, checksum, payload)."""
+        """The complete frame for ``base_offset`` (header, checksum, payload).
+
+        ``max_timestamp``, if given, is the log append time (see ``header_rest``).
+        """
         rest = self.header_rest(base_offset, max_timestamp)
         h = _xxh3(rest, seed=self.size)
         h.update(self.payload)
@@ -341,21 +352,27 @@ class RecordBatch:
         od, td, keys, values, headers = self._columns(path)
         n = self.record_count
         base = self.base_offset
-        offsets: Any = range(base, base + n) if od is None else [base + d for d in od]
-        if self.attributes & ATTR_LOG_APPEND_TIME:
-            stamps: Any = repeat(self.max_timestamp, n)
-        elif td is None:
-            stamps = repeat(self.base_timestamp, n)
-        else:
-            bt = self.base_timestamp
-            stamps = [bt + d for d in td]
-        key_col: Any = repeat(None, n) if keys is None else keys
-        if headers is None:
-            head_col: Any = repeat(_NO_HEADERS, n)
-        else:
-            head_col = [
-                _NO_HEADERS if h is None else tuple(zip(h[::2], h[1::2])) for h in headers
-            ]
+        try:
+            offsets: Any = range(base, base + n) if od is None else [base + d for d in od]
+            if self.attributes & ATTR_LOG_APPEND_TIME:
+                stamps: Any = repeat(self.max_timestamp, n)
+            elif td is None:
+                stamps = repeat(self.base_timestamp, n)
+            else:
+                bt = self.base_timestamp
+                stamps = [bt + d for d in td]
+            key_col: Any = repeat(None, n) if keys is None else keys
+            if headers is None:
+                head_col: Any = repeat(_NO_HEADERS, n)
+            else:
+                head_col = [
+                    _NO_HEADERS if h is None else tuple(zip(h[::2], h[1::2])) for h in headers
+                ]
+        except TypeError as e:  # e.g. a delta that is not an int, a header list that is not one
+            raise CorruptRecordError(
+                f"malformed payload of batch at offset {self.base_offset}: {e}",
+                path=path, position=self.position,
+            ) from e
         return zip(offsets, stamps, key_col, values, head_col)
 
 

@@ -56,7 +56,7 @@ def read_json(path: str) -> dict[str, object]:
         raise
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:  # deep nesting
         what = "empty" if not raw else "not valid JSON"
         raise MetadataCorruptError(f"metadata file is {what}", path=path) from e
     if not isinstance(data, dict):
@@ -77,6 +77,7 @@ class DataDir:
         self.topics_dir = os.path.join(self.root, "topics")
         self.trash = os.path.join(self.root, "trash")
         self._fd = -1
+        self._pid = os.getpid()
         self.needs_recovery = False
         self.exclusive = False
         self._prepare()
@@ -119,6 +120,8 @@ class DataDir:
         version = data.get("format_version")
         if isinstance(version, bool) or not isinstance(version, int):
             raise MetadataCorruptError("format_version missing or not an integer", path=path)
+        if version < 1:
+            raise MetadataCorruptError(f"unknown format_version {version}", path=path)
         if version > FORMAT_VERSION:
             raise UnsupportedFormatError(
                 f"data directory format {version} is newer than this streamlog supports "
@@ -168,7 +171,8 @@ class DataDir:
 
     def _has_partitions(self) -> bool:
         try:
-            return any(True for _ in os.scandir(self.topics_dir))
+            with os.scandir(self.topics_dir) as it:  # closed: a leaked iterator warns
+                return any(True for _ in it)
         except FileNotFoundError:
             return False
 
@@ -187,11 +191,19 @@ class DataDir:
     def close(self) -> None:
         if self._fd < 0:
             return
+        if os.getpid() != self._pid:
+            # A forked child shares the parent's lock through the inherited file
+            # description; converting it would change the parent's lock.
+            os.close(self._fd)
+            self._fd = -1
+            return
         try:
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return  # others still have it open; the last one marks it clean
+            if self.needs_recovery:
+                return  # the open failed before recovery finished: the directory is not clean
             self._sync_tails()
             fs.write_atomic(os.path.join(self.meta, "clean-shutdown"), b"")
         finally:

@@ -101,6 +101,10 @@ class _FixedIndex:
         if self.count >= self._capacity():
             self._remap()
         self.count = self._find_count(self.count)
+        if self.count >= self._capacity():
+            # every mapped entry is valid: the file may have grown past our map
+            self._remap()
+            self.count = self._find_count(self.count)
 
     # -- access --------------------------------------------------------------
     def entry(self, i: int) -> tuple[int, int]:

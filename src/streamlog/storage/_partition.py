@@ -58,6 +58,7 @@ from .._fs import (
     crashpoint,
     fs,
     name_to_offset,
+    offset_to_name,
 )
 from ..errors import (
     ClosedError,
@@ -71,6 +72,19 @@ from ._state import AppendLock, PartitionState
 
 _MAX_RELATIVE = 2**32 - 2
 RETENTION_CHECK_INTERVAL_MS = 60_000
+
+
+def _nonzero_after(seg: Segment, start: int) -> bool:
+    """True if any byte of ``seg``'s file from ``start`` on is not zero."""
+    mm, end = seg._mm, seg.allocated
+    if mm is None:
+        return False
+    step = 1 << 20
+    for pos in range(start, end, step):
+        chunk = mm[pos : min(end, pos + step)]
+        if chunk.count(0) != len(chunk):
+            return True
+    return False
 
 
 @dataclass
@@ -165,8 +179,13 @@ class PartitionLog:
         if bases:
             log_start = max(log_start, bases[0])
         # Segments wholly below the log start are leftovers of an interrupted
-        # deletion; they are invisible and the next retention pass unlinks them.
+        # deletion, or were the active segment when delete_records moved the
+        # start past them: invisible, and unlinked now (no retention pass would
+        # see them again).
         keep = [b for i, b in enumerate(bases) if i + 1 >= len(bases) or bases[i + 1] > log_start]
+        if self.writable and len(keep) < len(bases):
+            with self._locked():
+                self._unlink_below(log_start)
         for b in keep:
             self._segments[b] = None
         if not keep:
@@ -180,12 +199,37 @@ class PartitionLog:
                     self._segments.clear()
                     for b in self._list_bases():
                         self._segments[b] = None
-        self._active().load()
+        while True:
+            try:
+                self._active().load()
+                break
+            except StorageIOError as e:
+                # Rolled and deleted by retention in another process since we
+                # listed the directory: list it again (it always has a segment).
+                bases = self._list_bases()
+                if e.errno != errno.ENOENT or not bases:
+                    raise
+                self._segments.clear()
+                for b in bases:
+                    self._segments[b] = None
         if self.writable:
             with self._locked():
                 self._refresh_locked()
         else:
             self._refresh()
+
+    def _unlink_below(self, log_start: int) -> None:
+        """Delete the files of segments wholly below ``log_start`` (under the append lock)."""
+        bases = self._list_bases()
+        for i, base in enumerate(bases[:-1]):
+            if bases[i + 1] > log_start:
+                break
+            stem = os.path.join(self.path, offset_to_name(base))
+            for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIMEINDEX_SUFFIX):
+                try:
+                    os.unlink(stem + suffix)
+                except FileNotFoundError:
+                    pass
 
     def _segment(self, base: int) -> Segment:
         seg = self._segments[base]
@@ -207,12 +251,28 @@ class PartitionLog:
             nxt = active.next_base
             assert nxt is not None
             if nxt not in self._segments:
-                if not os.path.exists(os.path.join(self.path, f"{nxt:020d}{LOG_SUFFIX}")):
+                found = self._next_existing(nxt)
+                if found is None:
                     break  # the roller has not created it yet: the log ends at the seal
+                nxt = found
                 self._segments[nxt] = None
-            active = self._segment(nxt)
+            try:
+                active = self._segment(nxt)
+            except StorageIOError as e:
+                if e.errno != errno.ENOENT:
+                    raise
+                self._segments.pop(nxt, None)  # deleted by retention just now: look again
+                continue
             active.refresh()
         return active
+
+    def _next_existing(self, nxt: int) -> int | None:
+        """``nxt`` if its segment file exists; if retention (in another process) deleted
+        it while we were behind, the oldest segment after it; None if there is none yet."""
+        if os.path.exists(os.path.join(self.path, f"{nxt:020d}{LOG_SUFFIX}")):
+            return nxt
+        later = [b for b in self._list_bases() if b > nxt]
+        return later[0] if later else None
 
     def _refresh_locked(self) -> Segment:
         """As ``_refresh``, under the append lock: also repair what a crashed writer left."""
@@ -229,9 +289,16 @@ class PartitionLog:
             nxt = active.next_base
             assert nxt is not None
             if nxt not in self._segments:
-                # A roll crashed between sealing and creating the next segment.
-                self._segments[nxt] = self._new_segment(nxt, create=True)
-                self._unsynced[nxt] = self._segments[nxt]  # type: ignore[assignment]
+                found = self._next_existing(nxt)
+                if found is None:
+                    # A roll crashed between sealing and creating the next segment.
+                    self._segments[nxt] = self._new_segment(nxt, create=True)
+                    self._unsynced[nxt] = self._segments[nxt]  # type: ignore[assignment]
+                else:
+                    # (if found != nxt: deleted by retention while we were behind;
+                    # never recreate it, the log goes on in the later segments)
+                    nxt = found
+                    self._segments[nxt] = None
             active = self._segment(nxt)
             result = active.refresh()
         return active
@@ -407,6 +474,8 @@ class PartitionLog:
                 crashpoint("sync.before")
                 new_dirs = False
                 for seg in pending:
+                    if seg._fd < 0:  # deleted by retention since
+                        continue
                     seg.sync()
                     if seg.base_offset not in self._dir_synced:
                         new_dirs = True
@@ -485,6 +554,7 @@ class PartitionLog:
         for i, base in enumerate(keys[:-1]):
             if keys[i + 1] <= start:
                 seg = self._segments.pop(base)
+                self._unsynced.pop(base, None)  # deleted: nothing left to sync
                 if seg is not None:
                     seg.close()
             else:
@@ -632,10 +702,24 @@ class PartitionLog:
             self._new_segment(log_start, create=True).close()
             report.segments_created.append(log_start)
         log_start = max(log_start, bases[0])
+        if len(bases) > 1 and bases[1] <= log_start:
+            # wholly below the log start: what retention would delete (see _load)
+            self._unlink_below(log_start)
+            bases = self._list_bases()
         for b in bases:
             self._segments[b] = None
         first = max(0, bisect.bisect_right(bases, point) - 1)
         touched: list[Segment] = []
+        for b in bases[:first]:
+            # Below the recovery point the log is trusted, but not its disposable
+            # indexes: a cheap sanity check (Kafka's), and a rebuild if it fails.
+            stem = os.path.join(self.path, f"{b:020d}")
+            missing = not all(os.path.exists(stem + s) for s in (INDEX_SUFFIX, TIMEINDEX_SUFFIX))
+            seg = self._segment(b)
+            if missing or not seg.indexes_sane():
+                seg.rebuild_indexes(exclusive=True)
+                report.indexes_rebuilt += 1
+                touched.append(seg)
         for i in range(first, len(bases)):
             seg = self._segment(bases[i])
             res = seg.rebuild_indexes(exclusive=True)
@@ -652,9 +736,12 @@ class PartitionLog:
             if res.damage is not None:
                 report.bytes_truncated += seg.truncate_to(res.end)
                 report.truncated_at.append((seg.path, res.end))
-            elif seg.allocated > res.end:
-                # garbage-free zeros after the end: nothing to do
-                pass
+            elif _nonzero_after(seg, res.end):
+                # A frame written but never published (a crash before its length
+                # word was stored): the bytes after the end are not zeros. Drop
+                # them, or a later, shorter frame would leave them after the tail.
+                report.bytes_truncated += seg.truncate_to(res.end)
+                report.truncated_at.append((seg.path, res.end))
             if not is_last:
                 # The seal was lost (power cut after a roll): end this segment here
                 # and continue at the next one; the offsets between are gone.
@@ -667,10 +754,31 @@ class PartitionLog:
             seg.sync()
             seg.sync_indexes()
         fs.sync_dir(self.path)
+        if self._active().next_offset < log_start:
+            self._start_over_at(log_start, report)
         active = self._active()
         self.state.write_durable(log_start, active.next_offset, sync=True)
         self.state.set_hint(active.next_offset, active.base_offset, active.tail)
         return report
+
+    def _start_over_at(self, log_start: int, report: RecoveryReport) -> None:
+        """The log ends below its start (a power cut lost batches that ``delete_records``
+        had already moved the start past): every segment is unreadable. As Kafka does,
+        delete them all and start an empty segment at the log start, so new records
+        get offsets a reader can ask for."""
+        for base in list(self._segments.keys()):
+            seg = self._segments.pop(base)
+            if seg is not None:
+                seg.close()
+            stem = offset_to_name(base)
+            for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIMEINDEX_SUFFIX):
+                full = os.path.join(self.path, stem + suffix)
+                if os.path.exists(full):
+                    fs.unlink(full)
+                    report.removed_files.append(stem + suffix)
+        self._segments[log_start] = self._new_segment(log_start, create=True)
+        report.segments_created.append(log_start)
+        fs.sync_dir(self.path)
 
     def _refresh_locked_exclusive(self, report: RecoveryReport) -> None:
         active = self._active()
@@ -690,14 +798,20 @@ class PartitionLog:
 
     def size_bytes(self) -> int:
         """Bytes of frames on disk (excluding preallocated space)."""
-        self._check_open()
-        self._refresh()
-        return sum(self._segment(b).size_bytes for b in self._segments.keys())
+        return sum(seg.size_bytes for seg in self.segments())
 
     def segments(self) -> list[Segment]:
         self._check_open()
-        self._refresh()
-        return [self._segment(b) for b in self._segments.keys()]
+        for attempt in range(10):
+            self._refresh()
+            self._current_log_start()  # forget segments other processes deleted
+            try:
+                return [self._segment(b) for b in self._segments.keys()]
+            except StorageIOError as e:
+                # deleted by retention elsewhere since: its log start has moved
+                if e.errno != errno.ENOENT or attempt == 9:
+                    raise
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         if self._closed:

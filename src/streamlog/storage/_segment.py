@@ -27,6 +27,7 @@ gives readers their own view of the tail. Process-safe as described above.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from dataclasses import dataclass, field
 import xxhash
 
 from .._fs import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX, crashpoint, fs, offset_to_name
-from ..errors import CorruptRecordError
+from ..errors import CorruptRecordError, StorageIOError
 from . import _codec as codec
 from ._index import OffsetIndex, TimeIndex
 
@@ -90,6 +91,17 @@ class Segment:
         self._remap()
         self.offset_index = OffsetIndex(self.index_path, max_index_bytes, writable=writable)
         self.time_index = TimeIndex(self.timeindex_path, max_index_bytes, writable=writable)
+        if writable and not create and os.fstat(self._fd).st_nlink == 0:
+            # Retention in another process deleted the segment while we opened
+            # it, and opening its indexes created them again: remove them (the
+            # deleter unlinks the .log first, so this catches every interleaving).
+            self.close()
+            for path in (self.index_path, self.timeindex_path):
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+            raise StorageIOError(errno.ENOENT, "segment was deleted", self.path)
         # The known tail. ``tail`` is where the next frame goes (or the seal's position).
         self.tail = 0
         self.next_offset = base_offset
@@ -101,10 +113,20 @@ class Segment:
 
     # ------------------------------------------------------------------ mapping
     def _remap(self) -> None:
-        size = fs.size(self._fd)
-        if size != self._mapped:
-            self._mm = fs.map(self._fd, size, write=self.writable, path=self.path) if size else None
+        for _attempt in range(100):
+            size = fs.size(self._fd)
+            if size == self._mapped:
+                return
+            try:
+                mm = fs.map(self._fd, size, write=self.writable, path=self.path) if size else None
+            except ValueError:
+                # "mmap length is greater than file size": another process trimmed
+                # the sealed file between our fstat and mmap. Look again.
+                continue
+            self._mm = mm
             self._mapped = size
+            return
+        raise StorageIOError(errno.EAGAIN, "segment file keeps changing size", self.path)
 
     def _covers(self, end: int) -> bool:
         """True if bytes up to ``end`` are mapped (remapping if the file grew)."""
@@ -143,6 +165,8 @@ class Segment:
             return 0, None
         if length < _HEADER_SIZE or length > codec.MAX_FRAME or not self._covers(pos + length):
             return length, None
+        mm = self._mm  # _covers may have remapped a grown file: use the new map
+        assert mm is not None
         fields = _HEADER.unpack_from(mm, pos)
         with memoryview(mm) as view, view[pos + 12 : pos + length] as body:
             ok = _xxh3_int(body, seed=length) == fields[1]
@@ -192,8 +216,32 @@ class Segment:
         result.next_offset = next_offset
         return result
 
+    def _trailing_seal(self) -> tuple[int, tuple[int, ...]] | None:
+        """``(position, fields)`` of the seal the file ends with, if it ends with one.
+
+        Read with ``pread``, not through the map: another process may have
+        trimmed the file since we mapped it, and touching a mapped page past the
+        end of the file is a SIGBUS. A file that ends with a seal is sealed and
+        trimmed for good, so the map is then brought to its size.
+        """
+        size = fs.size(self._fd)
+        if size < SEAL_SIZE:
+            return None
+        raw = fs.pread(self._fd, SEAL_SIZE, size - SEAL_SIZE, self.path)
+        if len(raw) < _HEADER_SIZE or _LENGTH.unpack_from(raw, 0)[0] != _HEADER_SIZE:
+            return None
+        fields = _HEADER.unpack_from(raw, 0)
+        if _xxh3_int(raw[12:_HEADER_SIZE], seed=_HEADER_SIZE) != fields[1]:
+            return None
+        if not fields[3] & codec.ATTR_SEAL:
+            return None
+        codec.check_magic(fields[2], self.path)
+        self._remap()
+        return size - SEAL_SIZE, fields
+
     def _resync(self, pos: int, length: int) -> int | None:
         """Position of a valid frame after the bad one at ``pos``, or None."""
+        self._remap()  # a map older than a trim reaches past the end of the file
         if _HEADER_SIZE <= length <= codec.MAX_FRAME:
             after = pos + codec.aligned(length)
             if self._covers(after + 4):
@@ -201,19 +249,17 @@ class Segment:
                 if nfields is not None:
                     return after
         # A trimmed sealed segment ends with its seal: damage before it is inside.
-        size = self._mapped
-        if size >= SEAL_SIZE + pos + 8:
-            seal_pos = size - SEAL_SIZE
-            nlen, nfields = self.frame_at(seal_pos)
-            if nfields is not None and nfields[3] & codec.ATTR_SEAL:
-                # skip forward to the first valid frame after ``pos``
-                p = pos + 8
-                while p < seal_pos:
-                    plen, pfields = self.frame_at(p)
-                    if pfields is not None:
-                        return p
-                    p += 8
-                return seal_pos
+        seal = self._trailing_seal()
+        if seal is not None and seal[0] >= pos + 8:
+            seal_pos = seal[0]
+            # skip forward to the first valid frame after ``pos``
+            p = pos + 8
+            while p < seal_pos:
+                plen, pfields = self.frame_at(p)
+                if pfields is not None:
+                    return p
+                p += 8
+            return seal_pos
         return None
 
     # ------------------------------------------------------------------ opening
@@ -223,15 +269,12 @@ class Segment:
         The last index entry is checked against the frame it names; if it is
         wrong, the indexes are rebuilt from a full scan.
         """
-        size = self._mapped
-        if size >= SEAL_SIZE:
-            length, fields = self.frame_at(size - SEAL_SIZE)
-            if fields is not None and fields[3] & codec.ATTR_SEAL:
-                self._set_tail(
-                    size - SEAL_SIZE, fields[5], fields[9], sealed=True, next_base=fields[5]
-                )
-                self.record_bytes = size - SEAL_SIZE
-                return ScanResult(size - SEAL_SIZE, fields[5], fields[9], True, fields[5])
+        seal = self._trailing_seal()
+        if seal is not None:
+            seal_pos, sf = seal
+            self._set_tail(seal_pos, sf[5], sf[9], sealed=True, next_base=sf[5])
+            self.record_bytes = seal_pos
+            return ScanResult(seal_pos, sf[5], sf[9], True, sf[5])
         start, start_offset, max_ts = 0, self.base_offset, -1
         if self.offset_index.count:
             rel, pos = self.offset_index.entry(self.offset_index.count - 1)
@@ -280,6 +323,9 @@ class Segment:
             return None
         result = self.scan(self.tail, self.next_offset, self.max_timestamp)
         self._apply(result)
+        # The other writer indexed its frames too: learn of those entries, so
+        # our next index append goes after them instead of over them.
+        self.refresh_indexes()
         return result
 
     def expected_index_entries(self, end: int) -> list[tuple[int, int, int]]:
@@ -297,6 +343,52 @@ class Segment:
                 last_indexed = pos
             pos += codec.aligned(length)
         return entries
+
+    def indexes_sane(self) -> bool:
+        """Cheaply check both indexes against the log (for segments recovery does not scan).
+
+        Whole offset entries only; offsets, positions and timestamps strictly
+        increasing; positions inside the data; every time entry at an indexed
+        offset; the last offset entry naming its batch; and no batch after it
+        that should have been indexed. Costs a sort of the entries and a walk of
+        about ``index.interval.bytes``, not a scan of the segment.
+        """
+        oi, ti = self.offset_index, self.time_index
+        # (a time index grows in 4 KiB steps, not whole 12-byte entries)
+        if oi._fd < 0 or ti._fd < 0 or fs.size(oi._fd) % oi.ENTRY.size:
+            return False
+        rels: list[int] = []
+        last_pos = 0
+        if oi.count:
+            assert oi._mm is not None
+            entries = list(oi.ENTRY.iter_unpack(oi._mm[: oi.count * oi.ENTRY.size]))
+            rels = [e[0] for e in entries]
+            poss = [e[1] for e in entries]
+            if rels != sorted(set(rels)) or poss != sorted(set(poss)) or poss[-1] >= self.tail:
+                return False
+            last_pos = poss[-1]
+            length, fields = self.frame_at(last_pos)
+            if fields is None or fields[5] + fields[6] != self.base_offset + rels[-1]:
+                return False
+        if ti.count:
+            assert ti._mm is not None
+            tentries = list(ti.ENTRY.iter_unpack(ti._mm[: ti.count * ti.ENTRY.size]))
+            stamps = [e[0] for e in tentries]
+            trels = [e[1] for e in tentries]
+            if stamps != sorted(set(stamps)) or not set(trels) <= set(rels):
+                return False
+        if oi.is_full:
+            return True
+        # entries missing at the end: a later batch far enough on would have one
+        pos = last_pos
+        while pos < self.tail:
+            length, fields = self.frame_at(pos)
+            if fields is None or fields[3] & codec.ATTR_SEAL:
+                break
+            if pos - last_pos > self.index_interval:
+                return False
+            pos += codec.aligned(length)
+        return True
 
     def rebuild_indexes(self, *, exclusive: bool = False) -> ScanResult:
         """Scan the whole segment and write fresh indexes.
@@ -367,6 +459,10 @@ class Segment:
         self.max_timestamp = max(self.max_timestamp, max_timestamp)
         if self.first_max_timestamp is None:
             self.first_max_timestamp = max_timestamp
+        # Under the append lock the files are the truth: entries other writers
+        # added since we counted (say, between mapping this segment and scanning
+        # it) must be seen, or ours would overwrite theirs. O(1) when up to date.
+        self.refresh_indexes()
         oi = self.offset_index
         if pos - oi.last_position() > self.index_interval and not oi.is_full:
             rel = last_offset - self.base_offset
@@ -475,7 +571,9 @@ class Segment:
 
         Stops once ``max_bytes`` is used (the first batch is returned even if
         larger). Returns ``(bytes used, reached the end of the segment's data)``.
-        A bad frame before ``end`` raises ``CorruptRecordError``.
+        A bad frame before ``end`` raises ``CorruptRecordError``, unless batches
+        were already collected (they are returned, and the next read raises) or
+        the next good frame shows it lies wholly below ``offset`` (it is skipped).
         """
         pos = self.position_for(offset)
         used = 0
@@ -484,6 +582,20 @@ class Segment:
             if fields is None:
                 if length == 0:
                     return used, True
+                if out:
+                    # Return the intact batches before it; a read from here raises.
+                    return used, False
+                after = self._resync(pos, length)
+                if after is not None and after < end:
+                    _nlen, nfields = self.frame_at(after)
+                    if nfields is not None and not nfields[3] & codec.ATTR_SEAL and (
+                        nfields[5] <= offset
+                    ):
+                        # The bad batch ends below the next good one, which starts at
+                        # or before ``offset``: it holds nothing asked for. Skip it, so
+                        # a consumer can seek past damage.
+                        pos = after
+                        continue
                 raise CorruptRecordError(
                     "record batch fails its checksum", path=self.path, position=pos
                 )

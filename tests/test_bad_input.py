@@ -1,0 +1,726 @@
+"""Bad input (reliability plan T17): each case raises its specific exception and changes no file.
+
+"No file changed" is checked with a snapshot of every file's bytes and of the
+directory listing, taken of the *parent* of the data directory, so that a
+path escaping the data directory (``../x``) would show up too.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import streamlog
+from streamlog import TopicPartition
+from streamlog.storage import prepare_batch
+from tests._dirsnap import assert_unchanged, snapshot
+
+KAFKA_TOPIC_RULE = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _batch(n: int = 1, size: int = 1) -> Any:
+    return prepare_batch([b"x" * size] * n, timestamps=_now_ms())
+
+
+@contextmanager
+def unchanged(root: str | os.PathLike[str]) -> Iterator[None]:
+    """Assert that the block changes no file under ``root`` (even when it raises)."""
+    before = snapshot(root)
+    try:
+        yield
+    finally:
+        assert_unchanged(before, root)
+
+
+def raises_unchanged(
+    root: str | os.PathLike[str], exc: type[BaseException], fn: Callable[[], object]
+) -> BaseException:
+    """``fn()`` raises exactly ``exc`` (or a subclass) and changes no file under ``root``."""
+    with unchanged(root), pytest.raises(exc) as info:
+        fn()
+    return info.value
+
+
+@pytest.fixture
+def root(tmp_path: os.PathLike[str]) -> str:
+    """The parent of the data directory: what is snapshotted."""
+    return os.fspath(tmp_path)
+
+
+@pytest.fixture
+def log(data_dir: str) -> Iterator[streamlog.Log]:
+    with streamlog.open(data_dir) as handle:
+        handle.create_topic("t", partitions=2)
+        handle.partition("t", 0).append(_batch(3))
+        handle.describe_topic("t")  # open every partition, so later calls create nothing
+        yield handle
+
+
+# ---------------------------------------------------------------- topic names
+
+BAD_NAMES: list[object] = [
+    "",
+    ".",
+    "..",
+    "/",
+    "a/b",
+    "../x",
+    "../../x",
+    "/abs",
+    "/tmp",
+    "a\0b",
+    "\0",
+    "tópico",
+    "主题",
+    "emoji\U0001f600",
+    " ",
+    "a b",
+    " a",
+    "a ",
+    "\t",
+    "a\n",
+    "a\r",
+    "x" * 250,
+    "y" * 10_000,
+    "a\\b",
+    "a:b",
+    "a*",
+    "~",
+    "$x",
+    "a,b",
+    "\u200b",  # zero-width space
+    "\uff41",  # fullwidth a
+    None,
+    1,
+    b"bytes",
+    ("t",),
+]
+
+
+def _name_id(name: object) -> str:
+    return repr(name)[:30]
+
+
+def _calls_with(log: streamlog.Log, name: Any) -> list[Callable[[], object]]:
+    return [
+        lambda: log.create_topic(name),
+        lambda: log.create_topic(name, partitions=3, config={"retention.ms": 1}),
+        lambda: log.delete_topic(name),
+        lambda: log.describe_topic(name),
+        lambda: log.create_partitions(name, 5),
+        lambda: log.alter_topic_config(name, {"retention.ms": 1}),
+        lambda: log.partitions_for(name),
+        lambda: log.partition(name, 0),
+        lambda: log.delete_records({TopicPartition(name, 0): 0}),
+    ]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES, ids=_name_id)
+def test_invalid_topic_name(log: streamlog.Log, root: str, name: object) -> None:
+    for call in _calls_with(log, name):
+        err = raises_unchanged(root, streamlog.InvalidTopicError, call)
+        assert isinstance(err, ValueError)
+        assert "invalid topic name" in str(err)
+    assert log.topics() == ["t"]
+
+
+def test_name_length_boundary(log: streamlog.Log, root: str) -> None:
+    raises_unchanged(root, streamlog.InvalidTopicError, lambda: log.create_topic("z" * 250))
+    log.create_topic("z" * 249)
+    assert log.topics() == ["t", "z" * 249]
+
+
+@pytest.mark.parametrize("name", ["...", ".a", "a.", "-", "_", "__consumer_offsets", "A-b_c.9"])
+def test_unusual_but_legal_names(log: streamlog.Log, name: str) -> None:
+    log.create_topic(name)
+    assert name in log.topics()
+    assert log.describe_topic(name).partitions[0].end_offset == 0
+    log.delete_topic(name)
+    assert log.topics() == ["t"]
+
+
+_FUZZ_DIR = tempfile.mkdtemp(prefix="streamlog-names-")
+atexit.register(shutil.rmtree, _FUZZ_DIR, True)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    name=st.one_of(
+        st.text(),
+        st.text(alphabet="aZ09._-", min_size=1, max_size=260),
+        st.text(alphabet="aZ09._-/ \0é\n", max_size=20),
+        st.sampled_from([".", "..", "...", "x" * 249, "x" * 250]),
+    )
+)
+def test_fuzzed_topic_names(name: str) -> None:
+    parent = _FUZZ_DIR
+    data = os.path.join(parent, "data")
+    with streamlog.open(data) as log:
+        valid = KAFKA_TOPIC_RULE.fullmatch(name) is not None and name not in (".", "..")
+        if valid:
+            log.create_topic(name, partitions=2)
+            assert log.topics() == [name]
+            assert [p.end_offset for p in log.describe_topic(name).partitions] == [0, 0]
+            assert os.path.isdir(os.path.join(data, "topics", name, "1"))
+            log.delete_topic(name)
+            assert log.topics() == []
+        else:
+            with unchanged(parent), pytest.raises(streamlog.InvalidTopicError):
+                log.create_topic(name, partitions=2)
+            assert log.topics() == []
+            assert os.listdir(os.path.join(data, "topics")) == []
+            assert os.listdir(os.path.join(data, "meta", "topics")) == []
+
+
+def test_planted_symlink_for_topic_directory(data_dir: str, root: str) -> None:
+    outside = os.path.join(root, "outside")
+    os.mkdir(outside)
+    with open(os.path.join(outside, "precious"), "wb") as f:
+        f.write(b"keep me")
+    with streamlog.open(data_dir) as log:
+        os.symlink(outside, os.path.join(data_dir, "topics", "evil"))
+        with unchanged(outside):
+            log.create_topic("evil", partitions=2)
+            log.partition("evil", 1).append(_batch(2))
+            assert log.describe_topic("evil").partitions[1].end_offset == 2
+            assert not os.path.islink(os.path.join(data_dir, "topics", "evil"))
+            log.delete_topic("evil")
+
+
+def test_planted_symlink_for_metadata(log: streamlog.Log, root: str) -> None:
+    outside = os.path.join(root, "outside")
+    os.mkdir(outside)
+    target = os.path.join(outside, "precious")
+    with open(target, "wb") as f:
+        f.write(b"keep me")
+    os.symlink(target, os.path.join(log.path, "meta", "topics", "evil.json"))
+    os.symlink(target, os.path.join(log.path, "meta", "topics", "evil2.json.tmp"))
+    with unchanged(outside):
+        for call in (
+            lambda: log.describe_topic("evil"),
+            lambda: log.create_topic("evil"),
+            lambda: log.delete_topic("evil"),
+        ):
+            with pytest.raises(streamlog.StorageError):
+                call()
+        # the metadata is written through a temporary file: never through a symlink
+        with pytest.raises(streamlog.StorageIOError):
+            log.create_topic("evil2")
+    with open(target, "rb") as f:
+        assert f.read() == b"keep me"
+    os.unlink(os.path.join(log.path, "meta", "topics", "evil.json"))
+    assert log.topics() == ["t"]
+
+
+# ---------------------------------------------------------------- partitions
+
+
+@pytest.mark.parametrize("count", [0, -1, -100, 100_001])
+def test_partition_count_out_of_range(log: streamlog.Log, root: str, count: int) -> None:
+    err = raises_unchanged(root, streamlog.ConfigError, lambda: log.create_topic("new", count))
+    assert str(count) in str(err)
+    assert log.topics() == ["t"]
+
+
+@pytest.mark.parametrize("count", [1.5, 2.0, "2", None, True, False, [2]])
+def test_partition_count_type(log: streamlog.Log, root: str, count: object) -> None:
+    raises_unchanged(root, streamlog.ConfigError, lambda: log.create_topic("new", count))  # type: ignore[arg-type]
+    assert log.topics() == ["t"]
+
+
+@pytest.mark.parametrize(
+    ("partition", "exc"),
+    [
+        (-1, ValueError),
+        (2, streamlog.UnknownPartitionError),
+        (1000, streamlog.UnknownPartitionError),
+        (1.5, TypeError),
+        (1.0, TypeError),
+        ("0", TypeError),
+        (None, TypeError),
+        (True, TypeError),
+        (False, TypeError),
+    ],
+)
+def test_bad_partition_number(
+    log: streamlog.Log, root: str, partition: object, exc: type[Exception]
+) -> None:
+    raises_unchanged(root, exc, lambda: log.partition("t", partition))  # type: ignore[arg-type]
+    raises_unchanged(
+        root, exc, lambda: log.delete_records({TopicPartition("t", partition): 0})  # type: ignore[arg-type]
+    )
+
+
+def test_unknown_partition_names_topic(log: streamlog.Log) -> None:
+    with pytest.raises(streamlog.UnknownPartitionError, match="'t' has 2 partitions"):
+        log.partition("t", 2)
+
+
+@pytest.mark.parametrize("offset", [-1, 4, 10**9])
+def test_delete_records_out_of_range(log: streamlog.Log, root: str, offset: int) -> None:
+    err = raises_unchanged(
+        root, streamlog.OffsetOutOfRangeError,
+        lambda: log.delete_records({TopicPartition("t", 0): offset}),
+    )
+    assert isinstance(err, streamlog.OffsetOutOfRangeError)
+    assert (err.offset, err.log_start_offset, err.end_offset) == (offset, 0, 3)
+    assert log.describe_topic("t").partitions[0].log_start_offset == 0
+
+
+# ---------------------------------------------------------------- config
+
+BAD_CONFIGS: list[tuple[str, object]] = [
+    ("unknown-key", {"retention.msx": 1}),
+    ("kafka-key-not-supported", {"compression.type": "zstd"}),
+    ("non-str-key", {1: 2}),
+    ("bool", {"retention.ms": True}),
+    ("bool-false", {"segment.bytes": False}),
+    ("float", {"retention.ms": 1000.0}),
+    ("float-frac", {"retention.ms": 1.5}),
+    ("list", {"retention.ms": [1000]}),
+    ("dict", {"retention.ms": {"v": 1}}),
+    ("none", {"retention.ms": None}),
+    ("bytes", {"retention.ms": b"1000"}),
+    ("word", {"retention.ms": "ten"}),
+    ("empty-str", {"retention.ms": ""}),
+    ("float-str", {"retention.ms": "1.5"}),
+    ("exp-str", {"retention.ms": "1e3"}),
+    ("hex-str", {"retention.ms": "0x10"}),
+    ("underscore-str", {"retention.ms": "1_000"}),
+    ("plus-str", {"retention.ms": "+5"}),
+    ("double-minus", {"retention.ms": "--5"}),
+    ("minus-only", {"retention.ms": "-"}),
+    ("non-ascii-digits", {"retention.ms": "١٢٣"}),
+    ("superscript", {"retention.ms": "²"}),
+    ("below-min", {"segment.bytes": 1}),
+    ("below-min-str", {"segment.bytes": "1"}),
+    ("above-max", {"segment.bytes": 2**40}),
+    ("retention-below-minus-one", {"retention.ms": -2}),
+    ("max-message-too-small", {"max.message.bytes": 0}),
+    ("policy-compact", {"cleanup.policy": "compact"}),
+    ("policy-unknown", {"cleanup.policy": "forever"}),
+    ("policy-not-str", {"cleanup.policy": 1}),
+    ("timestamp-type", {"message.timestamp.type": "createtime"}),
+    ("not-a-dict-list", [("retention.ms", 1000)]),
+    ("not-a-dict-str", "retention.ms=1000"),
+    ("one-good-one-bad", {"retention.ms": 1000, "segment.bytes": "big"}),
+]
+
+
+@pytest.mark.parametrize("config", [c for _, c in BAD_CONFIGS], ids=[i for i, _ in BAD_CONFIGS])
+def test_bad_config_on_create(log: streamlog.Log, root: str, config: Any) -> None:
+    err = raises_unchanged(root, streamlog.ConfigError, lambda: log.create_topic("new", 1, config))
+    assert isinstance(err, ValueError)
+    assert log.topics() == ["t"]
+
+
+@pytest.mark.parametrize("config", [c for _, c in BAD_CONFIGS], ids=[i for i, _ in BAD_CONFIGS])
+def test_bad_config_on_alter(log: streamlog.Log, root: str, config: Any) -> None:
+    before = log.describe_topic("t").config
+    raises_unchanged(root, streamlog.ConfigError, lambda: log.alter_topic_config("t", config))
+    assert log.describe_topic("t").config == before
+
+
+def test_alter_none_is_config_error(log: streamlog.Log, root: str) -> None:
+    raises_unchanged(root, streamlog.ConfigError, lambda: log.alter_topic_config("t", None))  # type: ignore[arg-type]
+
+
+def test_config_error_names_the_key(log: streamlog.Log) -> None:
+    with pytest.raises(streamlog.ConfigError, match=r"retention\.msx"):
+        log.create_topic("new", config={"retention.msx": 1})
+    with pytest.raises(streamlog.ConfigError, match=r"segment\.bytes"):
+        log.create_topic("new", config={"segment.bytes": 1.5})
+    with pytest.raises(streamlog.ConfigError, match="compaction is not implemented"):
+        log.create_topic("new", config={"cleanup.policy": "compact"})
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"retention.ms": "1000"}, 1000),
+        ({"retention.ms": " 1000 "}, 1000),
+        ({"retention.ms": "-1"}, -1),
+        ({"retention.ms": "-0"}, 0),
+        ({"retention.ms": "007"}, 7),
+        ({"retention.ms": 1000}, 1000),
+    ],
+)
+def test_numeric_strings_accepted(
+    log: streamlog.Log, config: dict[str, object], expected: int
+) -> None:
+    log.create_topic("new", config=config)
+    assert log.describe_topic("new").config["retention.ms"] == expected
+
+
+# ---------------------------------------------------------------- record size
+
+
+def test_batch_over_max_message_bytes(log: streamlog.Log, root: str) -> None:
+    batch = _batch(1, size=300)
+    log.alter_topic_config("t", {"max.message.bytes": batch.size})
+    plog = log.partition("t", 1)
+    plog.append(batch)  # exactly the limit: accepted
+    assert log.describe_topic("t").partitions[1].end_offset == 1
+    log.alter_topic_config("t", {"max.message.bytes": batch.size - 1})
+    err = raises_unchanged(root, streamlog.RecordTooLargeError, lambda: plog.append(batch))
+    assert isinstance(err, ValueError)
+    assert str(batch.size) in str(err)
+    # several batches at once: one too large means none is written
+    small = _batch(1, size=1)
+    raises_unchanged(
+        root, streamlog.RecordTooLargeError, lambda: plog.append_many([small, batch, small])
+    )
+    assert log.describe_topic("t").partitions[1].end_offset == 1
+    plog.append(small)
+    assert log.describe_topic("t").partitions[1].end_offset == 2
+
+
+def test_batch_over_default_max_message_bytes(log: streamlog.Log, root: str) -> None:
+    big = prepare_batch([os.urandom(1_100_000)], timestamps=_now_ms())
+    plog = log.partition("t", 0)
+    raises_unchanged(root, streamlog.RecordTooLargeError, lambda: plog.append(big))
+    assert log.describe_topic("t").partitions[0].end_offset == 3
+
+
+# ---------------------------------------------------------------- data directory
+
+
+def test_data_directory_is_a_file(root: str) -> None:
+    path = os.path.join(root, "data")
+    with open(path, "wb") as f:
+        f.write(b"not a directory")
+    err = raises_unchanged(root, streamlog.DataDirectoryError, lambda: streamlog.open(path))
+    assert isinstance(err, streamlog.DataDirectoryError)
+    assert err.path == path
+    assert path in str(err)
+
+
+def test_data_directory_below_a_file(root: str) -> None:
+    parent = os.path.join(root, "file")
+    with open(parent, "wb") as f:
+        f.write(b"x")
+    raises_unchanged(
+        root, streamlog.DataDirectoryError, lambda: streamlog.open(os.path.join(parent, "data"))
+    )
+
+
+def test_data_directory_is_a_symlink_to_a_file(root: str) -> None:
+    target = os.path.join(root, "file")
+    with open(target, "wb") as f:
+        f.write(b"x")
+    os.symlink(target, os.path.join(root, "data"))
+    raises_unchanged(
+        root, streamlog.DataDirectoryError, lambda: streamlog.open(os.path.join(root, "data"))
+    )
+
+
+@pytest.mark.parametrize("option", [{"lock_timeout": 5}, {"lock_timeout_ms": "5"},
+                                    {"lock_timeout_ms": -1}, {"lock_timeout_ms": True}])
+def test_bad_open_option_creates_nothing(root: str, option: dict[str, object]) -> None:
+    path = os.path.join(root, "data")
+    raises_unchanged(root, streamlog.ConfigError, lambda: streamlog.open(path, **option))
+    assert not os.path.exists(path)
+
+
+def test_data_directory_not_writable_access(
+    data_dir: str, root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    streamlog.open(data_dir).close()
+    real_access = os.access
+
+    def access(path: Any, mode: int, **kw: Any) -> bool:
+        if mode & os.W_OK and os.path.abspath(os.fspath(path)).startswith(data_dir):
+            return False
+        return real_access(path, mode, **kw)
+
+    monkeypatch.setattr(os, "access", access)
+    err = raises_unchanged(root, streamlog.DataDirectoryError, lambda: streamlog.open(data_dir))
+    assert "not writable" in str(err)
+
+
+@contextmanager
+def read_only_bind(source: str) -> Iterator[str]:
+    """``source`` mounted read-only at a new path; skips the test if mounting is impossible."""
+    target = tempfile.mkdtemp(prefix="streamlog-ro-")
+    try:
+        mounted = subprocess.run(["mount", "--bind", source, target], capture_output=True)
+        if mounted.returncode != 0:
+            pytest.skip(f"cannot bind-mount: {mounted.stderr.decode().strip()}")
+        try:
+            remount = subprocess.run(
+                ["mount", "-o", "remount,ro,bind", target], capture_output=True
+            )
+            probe = os.path.join(target, ".probe")
+            try:
+                open(probe, "wb").close()
+            except OSError:
+                pass
+            else:
+                os.unlink(probe)
+                pytest.skip(f"read-only remount failed: {remount.stderr.decode().strip()}")
+            yield target
+        finally:
+            subprocess.run(["umount", target], check=True)
+    finally:
+        os.rmdir(target)
+
+
+def test_data_directory_read_only_mount(data_dir: str, root: str) -> None:
+    with streamlog.open(data_dir) as log:
+        log.create_topic("t")
+        log.partition("t", 0).append(_batch(5))
+    with read_only_bind(root) as ro:
+        path = os.path.join(ro, "data")
+        err = raises_unchanged(root, streamlog.DataDirectoryError, lambda: streamlog.open(path))
+        assert err.path == path  # type: ignore[attr-defined]
+        # a new data directory below a read-only directory
+        raises_unchanged(
+            root, streamlog.DataDirectoryError, lambda: streamlog.open(os.path.join(ro, "new"))
+        )
+        # check still works on a read-only directory (it writes nothing)
+        report = streamlog.check(path)
+        assert report.ok and report.records == 5
+
+
+# ---------------------------------------------------------------- corrupt metadata
+
+CORRUPT_TOPIC = {
+    "empty": b"",
+    "truncated": b'{"version": 1, "name": "t", "id": "ab',
+    "invalid-utf8": b'{"version": 1, "name": "\xc3\x28"}',
+    "binary": bytes(range(256)),
+    "nul-bytes": bytes(100),
+    "deeply-nested": b"[" * 50_000 + b"]" * 50_000,
+    "array": b"[]",
+    "string": b'"t"',
+    "number": b"1",
+    "null": b"null",
+    "empty-object": b"{}",
+}
+CORRUPT_TOPIC_FIELDS: dict[str, dict[str, object]] = {
+    "unknown-version": {"version": 2},
+    "version-zero": {"version": 0},
+    "version-str": {"version": "1"},
+    "no-version": {"version": None},
+    "other-name": {"name": "u"},
+    "partitions-zero": {"partitions": 0},
+    "partitions-float": {"partitions": 2.0},
+    "partitions-bool": {"partitions": True},
+    "config-list": {"config": []},
+    "config-bad": {"config": {"retention.ms": "soon"}},
+    "config-unknown": {"config": {"nope": 1}},
+    "id-missing": {"id": None},
+    "state-unknown": {"state": "zombie"},
+}
+
+
+def _corrupt_topic_meta(data_dir: str, case: str) -> str:
+    path = os.path.join(data_dir, "meta", "topics", "t.json")
+    if case in CORRUPT_TOPIC:
+        content = CORRUPT_TOPIC[case]
+    else:
+        with open(path, "rb") as f:
+            data = json.load(f)
+        for key, value in CORRUPT_TOPIC_FIELDS[case].items():
+            if value is None:
+                del data[key]
+            else:
+                data[key] = value
+        content = json.dumps(data).encode()
+    with open(path, "wb") as f:
+        f.write(content)
+    return path
+
+
+ALL_TOPIC_CASES = sorted([*CORRUPT_TOPIC, *CORRUPT_TOPIC_FIELDS])
+
+
+@pytest.mark.parametrize("case", ALL_TOPIC_CASES)
+def test_corrupt_topic_metadata(log: streamlog.Log, root: str, case: str) -> None:
+    log.create_topic("other")
+    path = _corrupt_topic_meta(log.path, case)
+    for call in (
+        log.topics,
+        lambda: log.describe_topic("t"),
+        lambda: log.partitions_for("t"),
+        lambda: log.partition("t", 0),
+        lambda: log.create_topic("t"),  # never overwrites it
+        lambda: log.delete_topic("t"),  # never "repairs" by deleting data
+        lambda: log.create_partitions("t", 4),
+        lambda: log.alter_topic_config("t", {"retention.ms": 5}),
+        log.enforce_retention,
+    ):
+        err = raises_unchanged(root, streamlog.MetadataCorruptError, call)
+        assert isinstance(err, streamlog.MetadataCorruptError)
+        assert err.path == path
+        assert path in str(err)
+    # other topics stay usable
+    assert log.describe_topic("other").partitions[0].end_offset == 0
+    log.partition("other", 0).append(_batch())
+
+
+@pytest.mark.parametrize("case", ["empty", "truncated", "unknown-version", "other-name"])
+def test_corrupt_topic_metadata_in_other_handle(data_dir: str, root: str, case: str) -> None:
+    with streamlog.open(data_dir) as a, streamlog.open(data_dir) as b:
+        a.create_topic("t")
+        assert b.describe_topic("t").partitions[0].end_offset == 0  # b caches the metadata
+        path = _corrupt_topic_meta(data_dir, case)
+        err = raises_unchanged(root, streamlog.MetadataCorruptError, lambda: b.describe_topic("t"))
+        assert err.path == path  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("case", ["empty", "truncated", "invalid-utf8", "other-name"])
+def test_corrupt_topic_metadata_during_recovery(data_dir: str, root: str, case: str) -> None:
+    with streamlog.open(data_dir) as log:
+        log.create_topic("t")
+        log.partition("t", 0).append(_batch(2))
+    os.unlink(os.path.join(data_dir, "meta", "clean-shutdown"))  # as after a crash
+    path = os.path.join(data_dir, "meta", "topics", "t.json")
+    with open(path, "rb") as f:
+        original = f.read()
+    _corrupt_topic_meta(data_dir, case)
+    err = raises_unchanged(root, streamlog.MetadataCorruptError, lambda: streamlog.open(data_dir))
+    assert err.path == path  # type: ignore[attr-defined]
+    # the failed open did not mark the directory clean: once the operator restores
+    # the file, the next open still recovers
+    with open(path, "wb") as f:
+        f.write(original)
+    with streamlog.open(data_dir) as log:
+        assert [r.path for r in log.recovery] == [os.path.join(data_dir, "topics", "t", "0")]
+        assert log.describe_topic("t").partitions[0].end_offset == 2
+
+
+CORRUPT_FORMAT = {
+    "empty": b"",
+    "truncated": b'{"format_version": 1, "crea',
+    "invalid-utf8": b'{"format_version": 1, "x": "\xff"}',
+    "deeply-nested": b'{"a":' * 50_000,
+    "array": b"[1]",
+    "null": b"null",
+    "no-version": b'{"created_ms": 1}',
+    "version-str": b'{"format_version": "1"}',
+    "version-float": b'{"format_version": 1.0}',
+    "version-bool": b'{"format_version": true}',
+    "version-null": b'{"format_version": null}',
+    "version-zero": b'{"format_version": 0}',
+    "version-negative": b'{"format_version": -3}',
+    "too-large": b'{"format_version": 1, "pad": "' + b"x" * (2 << 20) + b'"}',
+}
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPT_FORMAT))
+def test_corrupt_format_file(data_dir: str, root: str, case: str) -> None:
+    with streamlog.open(data_dir) as log:
+        log.create_topic("t")
+    path = os.path.join(data_dir, "streamlog.json")
+    with open(path, "wb") as f:
+        f.write(CORRUPT_FORMAT[case])
+    err = raises_unchanged(root, streamlog.MetadataCorruptError, lambda: streamlog.open(data_dir))
+    assert err.path == path  # type: ignore[attr-defined]
+    assert path in str(err)
+
+
+@pytest.mark.parametrize("version", [2, 10, 2**70])
+def test_newer_format_version(data_dir: str, root: str, version: int) -> None:
+    with streamlog.open(data_dir) as log:
+        log.create_topic("t")
+        log.partition("t", 0).append(_batch(4))
+    path = os.path.join(data_dir, "streamlog.json")
+    with open(path, "w") as f:
+        json.dump({"format_version": version, "created_ms": 1}, f)
+    err = raises_unchanged(root, streamlog.UnsupportedFormatError, lambda: streamlog.open(data_dir))
+    assert err.path == path  # type: ignore[attr-defined]
+    assert "newer" in str(err) and path in str(err)
+
+
+def test_newer_format_without_clean_shutdown(data_dir: str, root: str) -> None:
+    """Recovery of a directory this version cannot read must not even start."""
+    with streamlog.open(data_dir) as log:
+        log.create_topic("t")
+        log.partition("t", 0).append(_batch(4))
+    os.unlink(os.path.join(data_dir, "meta", "clean-shutdown"))
+    with open(os.path.join(data_dir, "streamlog.json"), "w") as f:
+        json.dump({"format_version": 2}, f)
+    raises_unchanged(root, streamlog.UnsupportedFormatError, lambda: streamlog.open(data_dir))
+
+
+# ---------------------------------------------------------------- use after close
+
+
+def _log_calls(log: streamlog.Log) -> dict[str, tuple[str, Callable[[], object]]]:
+    """case id -> (the Log method it calls, the call)."""
+    tp = TopicPartition("t", 0)
+    return {
+        "create_topic": ("create_topic", lambda: log.create_topic("new")),
+        "create_topic_invalid": ("create_topic", lambda: log.create_topic("")),
+        "delete_topic": ("delete_topic", lambda: log.delete_topic("t")),
+        "delete_topic_unknown": ("delete_topic", lambda: log.delete_topic("nope")),
+        "topics": ("topics", lambda: log.topics()),
+        "describe_topic": ("describe_topic", lambda: log.describe_topic("t")),
+        "create_partitions": ("create_partitions", lambda: log.create_partitions("t", 5)),
+        "alter_topic_config": (
+            "alter_topic_config", lambda: log.alter_topic_config("t", {"retention.ms": 1})
+        ),
+        "alter_topic_config_bad": (
+            "alter_topic_config", lambda: log.alter_topic_config("t", {"nope": 1})
+        ),
+        "partitions_for": ("partitions_for", lambda: log.partitions_for("t")),
+        "partition": ("partition", lambda: log.partition("t", 0)),
+        "delete_records": ("delete_records", lambda: log.delete_records({tp: 1})),
+        "delete_records_empty": ("delete_records", lambda: log.delete_records({})),
+        "enforce_retention": ("enforce_retention", lambda: log.enforce_retention()),
+    }
+
+
+_CLOSED_CASES = _log_calls(None)  # type: ignore[arg-type]
+
+
+def test_every_log_method_is_covered_by_the_closed_test() -> None:
+    public = {
+        n for n in dir(streamlog.Log)
+        if not n.startswith("_") and callable(getattr(streamlog.Log, n))
+    }
+    covered = {method for method, _ in _CLOSED_CASES.values()}
+    assert public - {"close"} == covered
+
+
+@pytest.mark.parametrize("case", sorted(_CLOSED_CASES))
+def test_use_after_close(data_dir: str, root: str, case: str) -> None:
+    log = streamlog.open(data_dir)
+    log.create_topic("t")
+    log.partition("t", 0).append(_batch(3))
+    log.close()
+    err = raises_unchanged(root, streamlog.ClosedError, _log_calls(log)[case][1])
+    assert "closed" in str(err)
+    log.close()  # still idempotent
+    assert log.path == os.path.abspath(data_dir)
+    assert "closed" in repr(log)
+
+
+def test_partition_log_after_close(data_dir: str, root: str) -> None:
+    log = streamlog.open(data_dir)
+    log.create_topic("t")
+    plog = log.partition("t", 0)
+    plog.append(_batch(3))
+    log.close()
+    for call in (lambda: plog.append(_batch()), lambda: plog.end_offset, lambda: plog.read(0)):
+        raises_unchanged(root, streamlog.ClosedError, call)
