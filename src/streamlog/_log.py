@@ -18,6 +18,32 @@ from .storage._partition import PartitionLog, RecoveryReport
 
 __all__ = ["Log", "open"]
 
+_FD_LIMIT_RAISED = False
+
+
+def _raise_fd_limit() -> None:
+    """Raise this process's soft open-file limit to its hard limit, once.
+
+    Every open partition holds a few descriptors (its lock file and one per
+    mapped file; Python's mmap keeps its own duplicate), so a process using
+    hundreds of partitions outgrows the common soft limit of 1024 long before
+    the hard limit. Kafka's brokers ask operators to raise it; a library can
+    do it itself, since the hard limit is the administrator's bound.
+    """
+    global _FD_LIMIT_RAISED
+    if _FD_LIMIT_RAISED:
+        return
+    _FD_LIMIT_RAISED = True
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        if soft != resource.RLIM_INFINITY and soft < target:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ImportError, ValueError, OSError):  # not permitted, or not POSIX: keep the limit
+        pass
+
 
 class Log:
     """An open data directory. Create it with ``streamlog.open(path)``.
@@ -43,6 +69,7 @@ class Log:
         self._closed = False
         self._mutex = threading.RLock()
         self._partitions: dict[tuple[str, int], tuple[str, PartitionLog]] = {}
+        _raise_fd_limit()
         self._datadir = DataDir(path, lock_timeout=max(self._lock_timeout, 30.0))
         self.recovery: list[RecoveryReport] = []
         try:
@@ -118,13 +145,24 @@ class Log:
         meta = self._catalog.require(name)
         parts = []
         for p in range(meta.partitions):
-            plog = self._partition_for(meta, p)
-            end = plog.end_offset
-            parts.append(
-                PartitionDescription(
-                    p, plog.log_start_offset, end, plog.size_bytes(), plog.segment_count
+            with self._mutex:
+                cached = self._partitions.get((name, p))
+                plog = cached[1] if cached is not None and cached[0] == meta.id else None
+            # Partitions nobody here uses are opened only for the look, so that
+            # describing a topic of thousands of partitions keeps no descriptors.
+            temporary = plog is None
+            if plog is None:
+                plog = self._open_partition(meta, p)
+            try:
+                end = plog.end_offset
+                parts.append(
+                    PartitionDescription(
+                        p, plog.log_start_offset, end, plog.size_bytes(), plog.segment_count
+                    )
                 )
-            )
+            finally:
+                if temporary:
+                    plog.close()
         return TopicDescription(name, parts, meta.config.to_dict())
 
     def create_partitions(self, name: str, total: int) -> None:
@@ -195,12 +233,17 @@ class Log:
                 if cached[0] == meta.id:
                     return cached[1]
                 _close_deleted(cached[1])  # the topic was deleted and created again
-            pdir = os.path.join(self._catalog.topic_dir(meta.name), str(partition))
-            plog = PartitionLog(
-                pdir, meta.config, lock_timeout=self._lock_timeout, clock=self._clock
-            )
+            plog = self._open_partition(meta, partition)
             self._partitions[key] = (meta.id, plog)
             return plog
+
+    def _open_partition(self, meta: TopicMeta, partition: int) -> PartitionLog:
+        if partition >= meta.partitions:
+            raise UnknownPartitionError(
+                f"topic {meta.name!r} has {meta.partitions} partitions; no partition {partition}"
+            )
+        pdir = os.path.join(self._catalog.topic_dir(meta.name), str(partition))
+        return PartitionLog(pdir, meta.config, lock_timeout=self._lock_timeout, clock=self._clock)
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
