@@ -23,29 +23,70 @@ from ._structs import PartitionDescription as PartitionDescription
 from ._structs import RecordMetadata as RecordMetadata
 from ._structs import TopicDescription as TopicDescription
 from ._structs import TopicPartition as TopicPartition
-from .errors import *  # noqa: F403
-from .errors import __all__ as _error_names
+from .errors import ClosedError as ClosedError
+from .errors import CommitFailedError as CommitFailedError
+from .errors import ConfigError as ConfigError
+from .errors import CorruptRecordError as CorruptRecordError
+from .errors import DataDirectoryError as DataDirectoryError
+from .errors import IllegalStateError as IllegalStateError
+from .errors import InvalidTopicError as InvalidTopicError
+from .errors import KafkaTimeoutError as KafkaTimeoutError
+from .errors import LockTimeoutError as LockTimeoutError
+from .errors import MetadataCorruptError as MetadataCorruptError
+from .errors import NoOffsetForPartitionError as NoOffsetForPartitionError
+from .errors import OffsetOutOfRangeError as OffsetOutOfRangeError
+from .errors import ProducerFencedError as ProducerFencedError
+from .errors import RecordTooLargeError as RecordTooLargeError
+from .errors import StorageError as StorageError
+from .errors import StorageIOError as StorageIOError
+from .errors import StreamlogError as StreamlogError
+from .errors import TopicError as TopicError
+from .errors import TopicExistsError as TopicExistsError
+from .errors import UnknownPartitionError as UnknownPartitionError
+from .errors import UnknownTopicError as UnknownTopicError
+from .errors import UnsupportedFormatError as UnsupportedFormatError
+from .errors import WakeupError as WakeupError
 
 __version__ = "0.1.0"
 
-__all__ = sorted(
-    [
-        "CheckReport",
-        "ConsumerRecord",
-        "Log",
-        "OffsetAndMetadata",
-        "OffsetAndTimestamp",
-        "PartitionDescription",
-        "Problem",
-        "RecordMetadata",
-        "TopicConfig",
-        "TopicDescription",
-        "TopicPartition",
-        "check",
-        "open",
-        *_error_names,
-    ]
-)
+__all__ = [
+    "CheckReport",
+    "ClosedError",
+    "CommitFailedError",
+    "ConfigError",
+    "ConsumerRecord",
+    "CorruptRecordError",
+    "DataDirectoryError",
+    "IllegalStateError",
+    "InvalidTopicError",
+    "KafkaTimeoutError",
+    "LockTimeoutError",
+    "Log",
+    "MetadataCorruptError",
+    "NoOffsetForPartitionError",
+    "OffsetAndMetadata",
+    "OffsetAndTimestamp",
+    "OffsetOutOfRangeError",
+    "PartitionDescription",
+    "Problem",
+    "ProducerFencedError",
+    "RecordMetadata",
+    "RecordTooLargeError",
+    "StorageError",
+    "StorageIOError",
+    "StreamlogError",
+    "TopicConfig",
+    "TopicDescription",
+    "TopicError",
+    "TopicExistsError",
+    "TopicPartition",
+    "UnknownPartitionError",
+    "UnknownTopicError",
+    "UnsupportedFormatError",
+    "WakeupError",
+    "check",
+    "open",
+]
 
 for _name in __all__:
     _obj = globals()[_name]

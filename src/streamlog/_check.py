@@ -150,8 +150,11 @@ def _check_partition(pdir: str, config: TopicConfig, report: CheckReport) -> Non
             )
         try:
             seg = Segment(
-                pdir, base, index_interval=config.index_interval_bytes,
-                max_index_bytes=config.segment_index_bytes, writable=False,
+                pdir,
+                base,
+                index_interval=config.index_interval_bytes,
+                max_index_bytes=config.segment_index_bytes,
+                writable=False,
             )
         except StorageIOError as e:
             report.problems.append(Problem("unreadable", stem + LOG_SUFFIX, None, str(e)))

@@ -82,7 +82,7 @@ class TopicConfig:
                 attr, _default, low, high = _INT_KEYS[key]
                 values[attr] = _as_int(key, raw, low, high)
             elif key in _STR_KEYS:
-                attr, _default, allowed = _STR_KEYS[key]
+                attr, _sdefault, allowed = _STR_KEYS[key]
                 if not isinstance(raw, str):
                     raise ConfigError(f"{key} must be a str, not {type(raw).__name__}")
                 if (key, raw) in _NOT_YET:

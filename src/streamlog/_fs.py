@@ -116,7 +116,9 @@ class FileSystem:
         """fdatasync: the file's data (written by pwrite or through a map) reaches the disk."""
         _wrap(path, lambda: os.fdatasync(fd))
 
-    def map(self, fd: int, length: int, *, write: bool = True, path: str | None = None) -> mmap.mmap:
+    def map(
+        self, fd: int, length: int, *, write: bool = True, path: str | None = None
+    ) -> mmap.mmap:
         access = mmap.ACCESS_WRITE if write else mmap.ACCESS_READ
         return _wrap(path, lambda: mmap.mmap(fd, length, access=access))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import threading
 import time
@@ -35,13 +36,11 @@ def _raise_fd_limit() -> None:
         return
     _FD_LIMIT_RAISED = True
     try:
-        import resource
-
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
         if soft != resource.RLIM_INFINITY and soft < target:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    except (ImportError, ValueError, OSError):  # not permitted, or not POSIX: keep the limit
+    except (ValueError, OSError):  # not permitted, or not POSIX: keep the limit
         pass
 
 
@@ -90,7 +89,7 @@ class Log:
             raise
 
     def _recover_all(self) -> None:
-        for topic, p, pdir in self._datadir.partition_dirs():
+        for topic, _p, pdir in self._datadir.partition_dirs():
             meta = self._catalog.get(topic)
             if meta is None:
                 continue
@@ -174,7 +173,7 @@ class Log:
         self._catalog.grow(name, total)
 
     def alter_topic_config(self, name: str, config: Mapping[str, Any]) -> None:
-        """Change topic config overrides (Kafka names); takes effect for new appends and retention."""
+        """Change topic config overrides (Kafka names); they apply to new appends and retention."""
         self._check_open()
         meta = self._catalog.alter_config(name, config)
         with self._mutex:
@@ -194,7 +193,10 @@ class Log:
         Returns the new log start offset of each partition.
         """
         self._check_open()
-        return {tp: self.partition(tp.topic, tp.partition).delete_records(o) for tp, o in offsets.items()}
+        return {
+            tp: self.partition(tp.topic, tp.partition).delete_records(o)
+            for tp, o in offsets.items()
+        }
 
     def enforce_retention(self) -> int:
         """Apply ``retention.ms`` / ``retention.bytes`` to every partition now.

@@ -358,3 +358,23 @@ def test_round_trip_property(recs: tuple, base: int, zstd: bool) -> None:
     assert list(batch.records()) == expected
     assert (batch.base_offset, batch.last_offset, batch.record_count) == (base, base + n - 1, n)
     assert batch.max_timestamp == max(stamps)
+
+
+def test_zstd_frame_claiming_more_than_the_header_is_corrupt_not_allocated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class NoDecompress:
+        def decompress(self, *a: object, **k: object) -> bytes:
+            raise AssertionError("a frame stating a larger size must not be decompressed")
+
+    batch = codec.prepare_batch([b"x" * 100] * 10, compression=codec.COMPRESSION_ZSTD)
+    big = zstandard.ZstdCompressor().compress(b"\0" * (1 << 20))  # states 1 MiB
+    forged = codec.PreparedBatch(
+        big, batch.payload_size, batch.record_count, 0, 0, batch.attributes, -1, -1, -1
+    )
+    frame = forged.frame(0)
+    fields = codec.HEADER.unpack_from(frame, 0)
+    rb = codec.RecordBatch(fields, frame[codec.HEADER_SIZE :], 0)
+    monkeypatch.setattr(codec.zstandard, "ZstdDecompressor", NoDecompress)
+    with pytest.raises(CorruptRecordError):
+        list(rb.records("seg"))

@@ -118,7 +118,11 @@ class TopicCatalog:
         if data.get("name") != name:
             raise bad("names another topic")
         parts = data.get("partitions")
-        if isinstance(parts, bool) or not isinstance(parts, int) or not 1 <= parts <= MAX_PARTITIONS:
+        if (
+            isinstance(parts, bool)
+            or not isinstance(parts, int)
+            or not 1 <= parts <= MAX_PARTITIONS
+        ):
             raise bad("has an invalid partition count")
         overrides = data.get("config")
         if not isinstance(overrides, dict):
@@ -173,7 +177,9 @@ class TopicCatalog:
         if isinstance(partitions, bool) or not isinstance(partitions, int):
             raise ConfigError(f"partitions must be an int, not {type(partitions).__name__}")
         if not 1 <= partitions <= MAX_PARTITIONS:
-            raise ConfigError(f"partitions must be between 1 and {MAX_PARTITIONS}; got {partitions}")
+            raise ConfigError(
+                f"partitions must be between 1 and {MAX_PARTITIONS}; got {partitions}"
+            )
         parsed = TopicConfig.from_dict(config)  # validates before any I/O
         overrides = dict(config or {})
         self._acquire()

@@ -68,7 +68,9 @@ ATTR_LOG_APPEND_TIME = 0x04
 ATTR_TRANSACTIONAL = 0x08
 ATTR_CONTROL = 0x10
 ATTR_SEAL = 0x20
-_KNOWN_ATTRS = COMPRESSION_MASK | ATTR_LOG_APPEND_TIME | ATTR_TRANSACTIONAL | ATTR_CONTROL | ATTR_SEAL
+_KNOWN_ATTRS = (
+    COMPRESSION_MASK | ATTR_LOG_APPEND_TIME | ATTR_TRANSACTIONAL | ATTR_CONTROL | ATTR_SEAL
+)
 
 # Bounds on what a frame read from disk may claim, so hostile bytes cannot
 # make us allocate without limit.
@@ -84,7 +86,9 @@ _unpackb = msgpack.unpackb
 
 Headers = Sequence[tuple[str, "bytes | None"]]
 # (offset, timestamp, key, value, headers)
-DecodedRecord = tuple[int, int, "bytes | None", "bytes | None", tuple[tuple[str, "bytes | None"], ...]]
+DecodedRecord = tuple[
+    int, int, "bytes | None", "bytes | None", tuple[tuple[str, "bytes | None"], ...]
+]
 _NO_HEADERS: tuple[tuple[str, bytes | None], ...] = ()
 
 
@@ -161,6 +165,13 @@ class PreparedBatch:
             self.payload_size,
         )
 
+    def head(self, base_offset: int, max_timestamp: int | None = None) -> bytes:
+        """The frame's 68-byte header (checksum included); the payload follows it."""
+        rest = self.header_rest(base_offset, max_timestamp)
+        h = _xxh3(rest, seed=self.size)
+        h.update(self.payload)
+        return PREFIX.pack(self.size, h.intdigest()) + rest
+
     def frame(self, base_offset: int, max_timestamp: int | None = None) -> bytes:
         """The complete frame for ``base_offset`` (header, checksum, payload).
 
@@ -214,9 +225,7 @@ def prepare_batch(
         if len(headers) != n:
             raise ValueError("headers and values differ in length")
         if any(headers):
-            flat_headers = [
-                [x for pair in h for x in pair] if h else None for h in headers
-            ]
+            flat_headers = [[x for pair in h for x in pair] if h else None for h in headers]
     raw = _packb([None, ts_deltas, keys, values, flat_headers])
     attributes = 0
     if compression == COMPRESSION_ZSTD:
@@ -233,7 +242,14 @@ def prepare_batch(
     if control:
         attributes |= ATTR_CONTROL
     return PreparedBatch(
-        payload, len(raw), n, base_ts, max_ts, attributes, producer_id, producer_epoch,
+        payload,
+        len(raw),
+        n,
+        base_ts,
+        max_ts,
+        attributes,
+        producer_id,
+        producer_epoch,
         base_sequence,
     )
 
@@ -318,6 +334,14 @@ class RecordBatch:
         data: bytes = self.payload
         try:
             if self.attributes & COMPRESSION_MASK == COMPRESSION_ZSTD:
+                # zstd trusts a size stated in its own frame header over
+                # max_output_size: check it, so a crafted frame cannot make us
+                # allocate more than the batch header promised.
+                stated = zstandard.frame_content_size(data)
+                if self.payload_size > MAX_PAYLOAD or stated not in (-1, self.payload_size):
+                    raise ValueError(
+                        f"compressed payload claims {stated} bytes, header {self.payload_size}"
+                    )
                 data = zstandard.ZstdDecompressor().decompress(
                     data, max_output_size=self.payload_size
                 )
@@ -327,14 +351,16 @@ class RecordBatch:
             # something else than streamlog: corruption, not a torn write.
             raise CorruptRecordError(
                 f"undecodable payload of batch at offset {self.base_offset}: {e}",
-                path=path, position=self.position,
+                path=path,
+                position=self.position,
             ) from e
         n = self.record_count
         ok = isinstance(cols, tuple) and len(cols) == 5
         if ok:
             od, td, keys, values, headers = cols
             ok = (
-                isinstance(values, tuple) and len(values) == n
+                isinstance(values, tuple)
+                and len(values) == n
                 and (od is None or (isinstance(od, tuple) and len(od) == n))
                 and (td is None or (isinstance(td, tuple) and len(td) == n))
                 and (keys is None or (isinstance(keys, tuple) and len(keys) == n))
@@ -343,7 +369,8 @@ class RecordBatch:
         if not ok:
             raise CorruptRecordError(
                 f"malformed payload of batch at offset {self.base_offset}",
-                path=path, position=self.position,
+                path=path,
+                position=self.position,
             )
         return list(cols)
 
@@ -366,14 +393,16 @@ class RecordBatch:
                 head_col: Any = repeat(_NO_HEADERS, n)
             else:
                 head_col = [
-                    _NO_HEADERS if h is None else tuple(zip(h[::2], h[1::2])) for h in headers
+                    _NO_HEADERS if h is None else tuple(zip(h[::2], h[1::2], strict=False))
+                    for h in headers
                 ]
         except TypeError as e:  # e.g. a delta that is not an int, a header list that is not one
             raise CorruptRecordError(
                 f"malformed payload of batch at offset {self.base_offset}: {e}",
-                path=path, position=self.position,
+                path=path,
+                position=self.position,
             ) from e
-        return zip(offsets, stamps, key_col, values, head_col)
+        return zip(offsets, stamps, key_col, values, head_col, strict=False)
 
 
 def check_magic(magic: int, path: str) -> None:

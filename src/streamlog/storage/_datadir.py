@@ -95,7 +95,9 @@ class DataDir:
             if stat.S_ISLNK(st.st_mode) and os.path.isdir(root):
                 pass  # a symlink the user made to their own directory is fine
             else:
-                raise DataDirectoryError("data directory path exists and is not a directory", path=root)
+                raise DataDirectoryError(
+                    "data directory path exists and is not a directory", path=root
+                )
         fmt = os.path.join(root, FORMAT_FILE)
         if st is not None and os.path.exists(fmt):
             self._check_format(fmt)
@@ -110,9 +112,13 @@ class DataDir:
             raise DataDirectoryError("data directory is not writable", path=root)
         if not os.path.exists(fmt):
             try:
-                write_json(fmt, {"format_version": FORMAT_VERSION, "created_ms": int(time.time() * 1000)})
+                write_json(
+                    fmt, {"format_version": FORMAT_VERSION, "created_ms": int(time.time() * 1000)}
+                )
             except StorageIOError as e:
-                raise DataDirectoryError(f"cannot write {FORMAT_FILE} ({e.strerror})", path=root) from e
+                raise DataDirectoryError(
+                    f"cannot write {FORMAT_FILE} ({e.strerror})", path=root
+                ) from e
 
     @staticmethod
     def _check_format(path: str) -> None:

@@ -67,6 +67,7 @@ from ..errors import (
     StorageIOError,
 )
 from ._codec import PreparedBatch, RecordBatch
+from ._flusher import flusher
 from ._segment import Segment
 from ._state import AppendLock, PartitionState
 
@@ -141,6 +142,8 @@ class PartitionLog:
         self._unsynced: dict[int, Segment] = {}
         self._dir_synced: set[int] = set()
         self._sync_lock = threading.Lock()
+        self._flushes_done = threading.Condition(threading.Lock())
+        self._pending_flushes = 0
         self._written_seq = 0
         self._synced_seq = 0
         self._last_retention_check = int(clock() * 1000)
@@ -237,7 +240,7 @@ class PartitionLog:
             seg = self._new_segment(base)
             seg.load()
             self._segments[base] = seg
-        return seg
+        return seg  # type: ignore[no-any-return]
 
     def _active(self) -> Segment:
         return self._segment(self._segments.keys()[-1])
@@ -292,8 +295,9 @@ class PartitionLog:
                 found = self._next_existing(nxt)
                 if found is None:
                     # A roll crashed between sealing and creating the next segment.
-                    self._segments[nxt] = self._new_segment(nxt, create=True)
-                    self._unsynced[nxt] = self._segments[nxt]  # type: ignore[assignment]
+                    created = self._new_segment(nxt, create=True)
+                    self._segments[nxt] = created
+                    self._unsynced[nxt] = created
                 else:
                     # (if found != nxt: deleted by retention while we were behind;
                     # never recreate it, the log goes on in the later segments)
@@ -314,7 +318,7 @@ class PartitionLog:
     @property
     def log_start_offset(self) -> int:
         start = self.state.log_start()
-        first = self._segments.keys()[0]
+        first: int = self._segments.keys()[0]
         return max(start, first)
 
     @property
@@ -366,7 +370,8 @@ class PartitionLog:
         self._check_open()
         if self._failed is not None:
             raise StorageIOError(
-                errno.EIO, f"partition failed earlier ({self._failed}); reopen to recover",
+                errno.EIO,
+                f"partition failed earlier ({self._failed}); reopen to recover",
                 self.path,
             )
         for batch in batches:
@@ -382,19 +387,19 @@ class PartitionLog:
                 last = base + batch.record_count - 1
                 if log_append_time:
                     max_ts: int = int(self._clock() * 1000)
-                    frame = batch.frame(base, max_ts)
+                    head = batch.head(base, max_ts)
                 else:
                     max_ts = batch.max_timestamp
-                    frame = batch.frame(base)
+                    head = batch.head(base)
                 if active.tail > 0 and (
-                    active.would_overflow(len(frame), config.segment_bytes)
+                    active.would_overflow(batch.size, config.segment_bytes)
                     or active.index_full
                     or last - active.base_offset > _MAX_RELATIVE
                     or self._time_to_roll(active, max_ts)
                 ):
                     sealed.append(active)
                     active = self._roll_locked(active, base)
-                active.append(frame, last, max_ts)
+                active.append(head, last, max_ts, batch.payload)
                 self._unsynced[active.base_offset] = active
                 results.append(AppendResult(base, last, max_ts))
             self.state.set_hint(active.next_offset, active.base_offset, active.tail)
@@ -436,28 +441,59 @@ class PartitionLog:
             if active.tail == 0:
                 return
             self._roll_locked(active, active.next_offset)
-        self._after_roll([active])
+        self._flush_sealed([active])
 
     def _after_roll(self, sealed: Iterable[Segment]) -> None:
-        """Make sealed segments durable and advance the recovery point past them."""
-        upto = -1
+        """Have the background flusher make sealed segments durable (see ``_flusher``)."""
+        segments = list(sealed)
+        with self._flushes_done:
+            self._pending_flushes += 1
+
+        def job() -> None:
+            try:
+                self._flush_sealed(segments)
+            except BaseException as e:  # recorded: appends refuse to go on after it
+                if self._failed is None and not self._closed:
+                    self._failed = e
+            finally:
+                with self._flushes_done:
+                    self._pending_flushes -= 1
+                    self._flushes_done.notify_all()
+
         try:
-            for seg in sealed:
-                if seg._fd < 0:  # already deleted by retention
-                    continue
+            flusher.submit(job)
+        except BaseException:
+            with self._flushes_done:
+                self._pending_flushes -= 1
+            raise
+
+    def _flush_sealed(self, sealed: list[Segment]) -> None:
+        """Sync sealed segments and their directory, then advance the recovery point."""
+        upto = -1
+        for seg in sealed:
+            try:
+                crashpoint("roll.flush")
                 seg.sync()
                 seg.sync_indexes()
-                self._unsynced.pop(seg.base_offset, None)
-                upto = max(upto, seg.next_offset)
-            fs.sync_dir(self.path)
-        except StorageIOError as e:
-            self._failed = e
-            raise
+            except (StorageIOError, ValueError):
+                if seg.closed:  # deleted by retention meanwhile: nothing to keep
+                    continue
+                raise
+            self._unsynced.pop(seg.base_offset, None)
+            upto = max(upto, seg.next_offset)
+        fs.sync_dir(self.path)
+        if upto < 0:
+            return
         with self._locked():
             durable = self.state.durable()
             start, point = durable if durable else (self.log_start_offset, 0)
             if upto > point:
                 self.state.write_durable(start, upto)
+
+    def _wait_for_flushes(self) -> None:
+        with self._flushes_done:
+            while self._pending_flushes:
+                self._flushes_done.wait()
 
     # ------------------------------------------------------------------ durability
     def _sync_upto(self, seq: int) -> None:
@@ -474,9 +510,12 @@ class PartitionLog:
                 crashpoint("sync.before")
                 new_dirs = False
                 for seg in pending:
-                    if seg._fd < 0:  # deleted by retention since
-                        continue
-                    seg.sync()
+                    try:
+                        seg.sync()
+                    except (StorageIOError, ValueError):
+                        if seg.closed:  # deleted by retention since: nothing to keep
+                            continue
+                        raise
                     if seg.base_offset not in self._dir_synced:
                         new_dirs = True
                 if new_dirs:
@@ -515,7 +554,9 @@ class PartitionLog:
         if offset < start or offset > end:
             raise OffsetOutOfRangeError(
                 f"offset {offset} is out of range [{start}, {end}] for {self.path}",
-                offset=offset, log_start_offset=start, end_offset=end,
+                offset=offset,
+                log_start_offset=start,
+                end_offset=end,
             )
         out: list[RecordBatch] = []
         if offset == end or max_bytes <= 0:
@@ -533,7 +574,9 @@ class PartitionLog:
                 start = self._current_log_start()
                 raise OffsetOutOfRangeError(
                     f"offset {offset} was deleted by retention; log starts at {start}",
-                    offset=offset, log_start_offset=start, end_offset=end,
+                    offset=offset,
+                    log_start_offset=start,
+                    end_offset=end,
                 ) from e
             u, done = seg.read(offset, max_bytes - used, seg.tail, out)
             used += u
@@ -547,7 +590,8 @@ class PartitionLog:
         if start != self._log_start_seen:
             self._log_start_seen = start
             self._forget_below(start)
-        return max(start, self._segments.keys()[0])
+        first: int = self._segments.keys()[0]
+        return max(start, first)
 
     def _forget_below(self, start: int) -> None:
         keys = list(self._segments.keys())
@@ -655,15 +699,15 @@ class PartitionLog:
             if before_offset < 0 or before_offset > end:
                 raise OffsetOutOfRangeError(
                     f"cannot delete records before {before_offset}: log is [{start}, {end}]",
-                    offset=before_offset, log_start_offset=start, end_offset=end,
+                    offset=before_offset,
+                    log_start_offset=start,
+                    end_offset=end,
                 )
             if before_offset <= start:
                 return start
             keys = list(self._segments.keys())
             doomed = [
-                self._segment(b)
-                for i, b in enumerate(keys[:-1])
-                if keys[i + 1] <= before_offset
+                self._segment(b) for i, b in enumerate(keys[:-1]) if keys[i + 1] <= before_offset
             ]
             if doomed:
                 self._delete_segments_locked(doomed, before_offset)
@@ -806,7 +850,7 @@ class PartitionLog:
             self._refresh()
             self._current_log_start()  # forget segments other processes deleted
             try:
-                return [self._segment(b) for b in self._segments.keys()]
+                return [self._segment(b) for b in self._segments]
             except StorageIOError as e:
                 # deleted by retention elsewhere since: its log start has moved
                 if e.errno != errno.ENOENT or attempt == 9:
@@ -817,6 +861,7 @@ class PartitionLog:
         if self._closed:
             return
         try:
+            self._wait_for_flushes()
             if self.writable and self._unsynced:
                 self._sync_upto(self._written_seq)
         finally:
@@ -845,5 +890,5 @@ class PartitionLog:
         active = self._active()
         assert not active.sealed
         assert self.log_start_offset <= active.next_offset
-        hint_next, hint_base, hint_pos = self.state.hint()
+        hint_next, _hint_base, _hint_pos = self.state.hint()
         assert hint_next <= active.next_offset

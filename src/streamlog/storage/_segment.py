@@ -83,6 +83,7 @@ class Segment:
         self.index_path = stem + INDEX_SUFFIX
         self.timeindex_path = stem + TIMEINDEX_SUFFIX
         self.max_index_bytes = max_index_bytes
+        self.closed = False
         self._fd = fs.open(self.path, create=create, write=writable)
         self._mm: mmap.mmap | None = None
         self._mapped = 0
@@ -245,7 +246,7 @@ class Segment:
         if _HEADER_SIZE <= length <= codec.MAX_FRAME:
             after = pos + codec.aligned(length)
             if self._covers(after + 4):
-                nlen, nfields = self.frame_at(after)
+                _nlen, nfields = self.frame_at(after)
                 if nfields is not None:
                     return after
         # A trimmed sealed segment ends with its seal: damage before it is inside.
@@ -255,7 +256,7 @@ class Segment:
             # skip forward to the first valid frame after ``pos``
             p = pos + 8
             while p < seal_pos:
-                plen, pfields = self.frame_at(p)
+                _plen, pfields = self.frame_at(p)
                 if pfields is not None:
                     return p
                 p += 8
@@ -291,12 +292,15 @@ class Segment:
 
     def _apply(self, result: ScanResult) -> None:
         self._set_tail(
-            result.end, result.next_offset, result.max_timestamp,
-            sealed=result.sealed, next_base=result.next_base,
+            result.end,
+            result.next_offset,
+            result.max_timestamp,
+            sealed=result.sealed,
+            next_base=result.next_base,
         )
         self.record_bytes = result.end
         if self.first_max_timestamp is None and result.end > 0:
-            length, fields = self.frame_at(0)
+            _length, fields = self.frame_at(0)
             if fields is not None and not fields[3] & codec.ATTR_SEAL:
                 self.first_max_timestamp = fields[9]
 
@@ -329,7 +333,7 @@ class Segment:
         return result
 
     def expected_index_entries(self, end: int) -> list[tuple[int, int, int]]:
-        """The index entries a full scan up to ``end`` gives: (relative offset, position, max ts)."""
+        """Index entries a full scan up to ``end`` gives: (relative offset, position, max ts)."""
         entries: list[tuple[int, int, int]] = []
         pos, last_indexed, max_ts = 0, 0, -1
         while pos < end:
@@ -423,9 +427,7 @@ class Segment:
         return result
 
     @staticmethod
-    def _write_entries(
-        oi: OffsetIndex, ti: TimeIndex, entries: list[tuple[int, int, int]]
-    ) -> None:
+    def _write_entries(oi: OffsetIndex, ti: TimeIndex, entries: list[tuple[int, int, int]]) -> None:
         last_ts: int | None = None
         for rel, pos, max_ts in entries[: oi.max_entries]:
             oi.append(rel, pos)
@@ -437,19 +439,26 @@ class Segment:
     def would_overflow(self, frame_size: int, segment_bytes: int) -> bool:
         return self.tail > 0 and self.tail + codec.aligned(frame_size) > segment_bytes
 
-    def append(self, frame: bytes, last_offset: int, max_timestamp: int) -> int:
+    def append(
+        self, frame: bytes, last_offset: int, max_timestamp: int, payload: bytes = b""
+    ) -> int:
         """Write one frame at the tail and index it. Returns its position.
 
-        The length word is stored last: until then readers see the old end.
+        ``frame`` is the whole frame, or only its 68-byte header when the
+        ``payload`` is passed apart (saving a copy of the batch). The length
+        word is stored last: until then readers see the old end.
         """
         pos = self.tail
-        n = len(frame)
+        head = len(frame)
+        n = head + len(payload)
         end = pos + codec.aligned(n)
         if end + SEAL_SIZE > self._mapped:
             self._grow(end + SEAL_SIZE)
         mm = self._mm
         assert mm is not None
-        mm[pos + 4 : pos + n] = memoryview(frame)[4:]
+        mm[pos + 4 : pos + head] = memoryview(frame)[4:]
+        if payload:
+            mm[pos + head : pos + n] = payload
         crashpoint("append.before_publish")
         mm[pos : pos + 4] = frame[:4]
         crashpoint("append.after_publish")
@@ -588,8 +597,10 @@ class Segment:
                 after = self._resync(pos, length)
                 if after is not None and after < end:
                     _nlen, nfields = self.frame_at(after)
-                    if nfields is not None and not nfields[3] & codec.ATTR_SEAL and (
-                        nfields[5] <= offset
+                    if (
+                        nfields is not None
+                        and not nfields[3] & codec.ATTR_SEAL
+                        and (nfields[5] <= offset)
                     ):
                         # The bad batch ends below the next good one, which starts at
                         # or before ``offset``: it holds nothing asked for. Skip it, so
@@ -638,6 +649,7 @@ class Segment:
         return self.tail + (SEAL_SIZE if self.sealed else 0)
 
     def close(self) -> None:
+        self.closed = True  # first: a concurrent sync that fails can tell why
         self._mm = None
         if self._fd >= 0:
             os.close(self._fd)
@@ -659,7 +671,8 @@ class Segment:
         assert result.damage is None, f"damaged frame at {result.damage}"
         assert result.end == self.tail, (result.end, self.tail)
         assert result.next_offset == self.next_offset or self.sealed, (
-            result.next_offset, self.next_offset,
+            result.next_offset,
+            self.next_offset,
         )
         assert result.sealed == self.sealed
         prev = self.base_offset - 1
@@ -672,7 +685,7 @@ class Segment:
         for i in range(oi.count):
             rel, pos = oi.entry(i)
             assert rel > last_rel and pos > last_pos, "offset index must increase"
-            length, fields = self.frame_at(pos)
+            _length, fields = self.frame_at(pos)
             assert fields is not None and fields[5] + fields[6] == self.base_offset + rel
             last_rel, last_pos = rel, pos
         ti = self.time_index

@@ -71,7 +71,7 @@ class PartitionState:
         finally:
             os.close(fd)
         self._fd_path = path
-        magic, version = _HEAD.unpack_from(self._mm, 0)
+        magic, _version = _HEAD.unpack_from(self._mm, 0)
         if magic == 0 and writable:
             _HEAD.pack_into(self._mm, 0, _MAGIC, _VERSION)
             self.write_durable(0, 0)
@@ -81,10 +81,11 @@ class PartitionState:
         return bool(_HINT.unpack_from(self._mm, 8) == (0, 0, 0))
 
     def hint(self) -> tuple[int, int, int]:
-        return _HINT.unpack_from(self._mm, 8)  # type: ignore[return-value]
+        a, b, c = _HINT.unpack_from(self._mm, 8)
+        return int(a), int(b), int(c)
 
     def next_offset_hint(self) -> int:
-        return struct.unpack_from("<q", self._mm, 8)[0]  # type: ignore[no-any-return]
+        return int(struct.unpack_from("<q", self._mm, 8)[0])
 
     def set_hint(self, next_offset: int, active_base: int, position: int) -> None:
         _HINT.pack_into(self._mm, 8, next_offset, active_base, position)
@@ -94,10 +95,11 @@ class PartitionState:
         raw = self._mm[32:48]
         if _SUM.unpack_from(self._mm, 48)[0] != xxhash.xxh3_64_intdigest(raw):
             return None
-        return _DURABLE.unpack(raw)  # type: ignore[return-value]
+        start, point = _DURABLE.unpack(raw)
+        return int(start), int(point)
 
     def log_start(self) -> int:
-        return struct.unpack_from("<q", self._mm, 32)[0]  # type: ignore[no-any-return]
+        return int(struct.unpack_from("<q", self._mm, 32)[0])
 
     def write_durable(self, log_start: int, recovery_point: int, *, sync: bool = False) -> None:
         raw = _DURABLE.pack(log_start, recovery_point)
