@@ -1,16 +1,15 @@
-"""streamlog quickstart: a data directory, a topic, records appended and read back.
+"""streamlog quickstart: a topic, keyed records with headers produced, consumed, and their offsets.
 
-Run: python examples/quickstart.py [DATA_DIR]
+Run: python examples/quickstart.py [DATA_DIR]   (a fresh temporary directory by default)
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
-import time
 
 import streamlog
-from streamlog.storage import prepare_batch
+from streamlog import TopicPartition
 
 
 def main(path: str) -> None:
@@ -19,21 +18,35 @@ def main(path: str) -> None:
             log.create_topic("orders", partitions=3, config={"retention.ms": 3_600_000})
         print("topics:", log.topics())
 
-        # Until the Producer lands, append through the storage layer directly.
-        part = log.partition("orders", 0)
-        now = int(time.time() * 1000)
-        batch = prepare_batch(
-            [b'{"item": "book", "qty": 1}', b'{"item": "pen", "qty": 3}'],
-            keys=[b"alice", b"bob"],
-            timestamps=now,
-            headers=[[("source", b"web")], None],
-        )
-        result = part.append(batch, sync=True)
-        print(f"appended offsets {result.base_offset}..{result.last_offset}")
+        # Produce: keyed records land on the partition Kafka would choose (murmur2).
+        with log.producer(acks="all") as producer:
+            futures = [
+                producer.send(
+                    "orders",
+                    value=f'{{"item": "{item}", "qty": {qty}}}'.encode(),
+                    key=customer.encode(),
+                    headers=[("source", b"web")],
+                )
+                for customer, item, qty in [
+                    ("alice", "book", 1),
+                    ("bob", "pen", 3),
+                    ("alice", "lamp", 2),
+                ]
+            ]
+            for md in (f.result(timeout=10) for f in futures):
+                print(f"  sent to {md.topic}-{md.partition} at offset {md.offset}")
 
-        for batch in part.read(result.base_offset):
-            for offset, ts, key, value, headers in batch.records():
-                print(f"  offset={offset} ts={ts} key={key!r} value={value!r} headers={headers}")
+        # Consume every partition from the beginning.
+        consumer = log.consumer("orders", auto_offset_reset="earliest", consumer_timeout_ms=500)
+        for record in consumer:
+            print(
+                f"  {record.topic}-{record.partition}@{record.offset} "
+                f"key={record.key!r} value={record.value!r} headers={record.headers}"
+            )
+        for p in sorted(log.partitions_for("orders")):
+            tp = TopicPartition("orders", p)
+            print(f"  {tp}: position {consumer.position(tp)}")
+        consumer.close()
 
         for p in log.describe_topic("orders").partitions:
             print(

@@ -688,6 +688,8 @@ def _log_calls(log: streamlog.Log) -> dict[str, tuple[str, Callable[[], object]]
         "delete_records": ("delete_records", lambda: log.delete_records({tp: 1})),
         "delete_records_empty": ("delete_records", lambda: log.delete_records({})),
         "enforce_retention": ("enforce_retention", lambda: log.enforce_retention()),
+        "producer": ("producer", lambda: log.producer()),
+        "consumer": ("consumer", lambda: log.consumer("t")),
     }
 
 

@@ -23,6 +23,9 @@ from ._structs import PartitionDescription as PartitionDescription
 from ._structs import RecordMetadata as RecordMetadata
 from ._structs import TopicDescription as TopicDescription
 from ._structs import TopicPartition as TopicPartition
+from .clients._consumer import Consumer as Consumer
+from .clients._consumer import ConsumerRebalanceListener as ConsumerRebalanceListener
+from .clients._producer import Producer as Producer
 from .errors import ClosedError as ClosedError
 from .errors import CommitFailedError as CommitFailedError
 from .errors import ConfigError as ConfigError
@@ -54,6 +57,8 @@ __all__ = [
     "ClosedError",
     "CommitFailedError",
     "ConfigError",
+    "Consumer",
+    "ConsumerRebalanceListener",
     "ConsumerRecord",
     "CorruptRecordError",
     "DataDirectoryError",
@@ -69,6 +74,7 @@ __all__ = [
     "OffsetOutOfRangeError",
     "PartitionDescription",
     "Problem",
+    "Producer",
     "ProducerFencedError",
     "RecordMetadata",
     "RecordTooLargeError",

@@ -12,6 +12,8 @@ from typing import Any
 
 from ._names import check_partition, check_topic_name
 from ._structs import PartitionDescription, TopicDescription, TopicPartition
+from .clients._consumer import Consumer
+from .clients._producer import Producer
 from .coordination._catalog import TopicCatalog, TopicMeta
 from .errors import ClosedError, ConfigError, StorageIOError, UnknownPartitionError
 from .storage._datadir import DataDir
@@ -68,6 +70,9 @@ class Log:
         self._closed = False
         self._mutex = threading.RLock()
         self._partitions: dict[tuple[str, int], tuple[str, PartitionLog]] = {}
+        # Consumers of this handle wait here; appends through the handle wake them.
+        self._appended = threading.Condition(threading.Lock())
+        self._append_count = 0
         _raise_fd_limit()
         self._datadir = DataDir(path, lock_timeout=max(self._lock_timeout, 30.0))
         self.recovery: list[RecoveryReport] = []
@@ -236,8 +241,25 @@ class Log:
                     return cached[1]
                 _close_deleted(cached[1])  # the topic was deleted and created again
             plog = self._open_partition(meta, partition)
+            plog.on_append = self._notify_appended
             self._partitions[key] = (meta.id, plog)
             return plog
+
+    def _notify_appended(self) -> None:
+        with self._appended:
+            self._append_count += 1
+            self._appended.notify_all()
+
+    # ------------------------------------------------------------------ clients
+    def producer(self, **config: Any) -> Producer:
+        """A ``Producer`` writing to this data directory (see ``streamlog.Producer``)."""
+        self._check_open()
+        return Producer(self, **config)
+
+    def consumer(self, *topics: str, **config: Any) -> Consumer:
+        """A ``Consumer`` of this data directory; ``topics`` given here are subscribed."""
+        self._check_open()
+        return Consumer(self, *topics, **config)
 
     def _open_partition(self, meta: TopicMeta, partition: int) -> PartitionLog:
         if partition >= meta.partitions:

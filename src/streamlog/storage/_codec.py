@@ -376,6 +376,14 @@ class RecordBatch:
 
     def records(self, path: str = "?") -> Iterator[DecodedRecord]:
         """Decoded records as ``(offset, timestamp, key, value, headers)`` tuples, in order."""
+        return zip(*self.columns(path), strict=False)
+
+    def columns(self, path: str = "?") -> tuple[Any, Any, Any, Any, Any]:
+        """The decoded columns: iterables of offsets, timestamps, keys, values and headers.
+
+        Consumers zip these straight into their record objects, which saves
+        building an intermediate tuple per record.
+        """
         od, td, keys, values, headers = self._columns(path)
         n = self.record_count
         base = self.base_offset
@@ -402,7 +410,7 @@ class RecordBatch:
                 path=path,
                 position=self.position,
             ) from e
-        return zip(offsets, stamps, key_col, values, head_col, strict=False)
+        return offsets, stamps, key_col, values, head_col
 
 
 def check_magic(magic: int, path: str) -> None:

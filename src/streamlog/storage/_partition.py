@@ -142,6 +142,8 @@ class PartitionLog:
         self._unsynced: dict[int, Segment] = {}
         self._dir_synced: set[int] = set()
         self._sync_lock = threading.Lock()
+        # called after every append through this object (the handle wakes its consumers)
+        self.on_append: Callable[[], None] | None = None
         self._flushes_done = threading.Condition(threading.Lock())
         self._pending_flushes = 0
         self._written_seq = 0
@@ -407,6 +409,9 @@ class PartitionLog:
             seq = self._written_seq
         with self.changed:
             self.changed.notify_all()
+        hook = self.on_append
+        if hook is not None:
+            hook()
         if sealed:
             self._after_roll(sealed)
         if sync:

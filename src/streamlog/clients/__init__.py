@@ -1,0 +1,4 @@
+"""The clients layer: producer, consumer, partitioners.
+
+Imports storage and coordination, never upward.
+"""

@@ -1,0 +1,586 @@
+"""The Consumer: Kafka's consumer API (manual assignment) over a local data directory.
+
+Per assigned partition the consumer keeps a position (the next offset to
+return), an optional pending reset (earliest/latest), a paused flag, and a
+buffer of records decoded from at most one fetch (``max_partition_fetch_bytes``),
+so memory stays bounded however large the backlog.
+
+``poll`` returns as soon as any assigned partition has records. While
+nothing is there it waits on the data directory handle's condition, which
+appends made through the same handle signal at once; appends by other
+processes are noticed by re-reading each partition's tail word after a short
+sleep that doubles from 50 µs up to 1 ms (5 ms after a second of silence),
+so cross-process latency stays below a millisecond while data flows and an
+idle consumer costs almost no CPU.
+
+Not thread-safe, as in Kafka, except ``wakeup()`` and ``close()``, which may
+be called from any thread: a blocked ``poll`` then raises ``WakeupError``
+(or returns empty after ``close``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import repeat
+from typing import TYPE_CHECKING, Any
+
+from .._structs import ConsumerRecord, OffsetAndTimestamp, TopicPartition
+from ..errors import (
+    ClosedError,
+    ConfigError,
+    IllegalStateError,
+    NoOffsetForPartitionError,
+    OffsetOutOfRangeError,
+    WakeupError,
+)
+
+if TYPE_CHECKING:
+    from .._log import Log
+    from ..storage._partition import PartitionLog
+
+__all__ = ["Consumer", "ConsumerRebalanceListener"]
+
+_DEFAULTS: dict[str, Any] = {
+    "group_id": None,
+    "auto_offset_reset": "latest",
+    "enable_auto_commit": True,
+    "auto_commit_interval_ms": 5000,
+    "max_poll_records": 500,
+    "max_poll_interval_ms": 300000,
+    "session_timeout_ms": 45000,
+    "heartbeat_interval_ms": 3000,
+    "isolation_level": "read_uncommitted",
+    "partition_assignment_strategy": "range",
+    "group_instance_id": None,
+    "key_deserializer": None,
+    "value_deserializer": None,
+    "consumer_timeout_ms": None,
+    "client_id": None,
+    "max_partition_fetch_bytes": 1048576,
+    "fetch_max_bytes": 52428800,
+    # accepted for compatibility; reads are local
+    "fetch_min_bytes": None,
+    "fetch_max_wait_ms": None,
+    "request_timeout_ms": None,
+}
+_METADATA_TTL = 1.0
+_new_record = tuple.__new__
+_counter = 0
+_counter_lock = threading.Lock()
+
+
+def _next_client_id() -> str:
+    global _counter
+    with _counter_lock:
+        _counter += 1
+        return f"consumer-{_counter}"
+
+
+class ConsumerRebalanceListener:
+    """Callbacks around partition reassignment in a consumer group (override what you need)."""
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Called before partitions are taken away (commit their offsets here)."""
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Called after new partitions were given to this consumer."""
+
+    def on_partitions_lost(self, lost: set[TopicPartition]) -> None:
+        """Called when partitions were lost without a clean revoke."""
+        self.on_partitions_revoked(lost)
+
+
+class _PartitionState:
+    __slots__ = ("buffer", "index", "paused", "plog", "position", "reset")
+
+    def __init__(self, plog: PartitionLog) -> None:
+        self.plog = plog
+        self.position: int | None = None
+        self.reset: str | None = None
+        self.paused = False
+        self.buffer: list[ConsumerRecord] = []
+        self.index = 0
+
+    def clear(self) -> None:
+        self.buffer = []
+        self.index = 0
+
+
+class Consumer:
+    """Reads records from topics of a data directory. Create with ``log.consumer(*topics,
+    **config)``.
+
+    Without ``group_id``, topics given here (or to ``subscribe``) are read in
+    full: every partition is assigned to this consumer, as kafka-python does
+    with ``group_id=None``. ``assign`` picks partitions by hand.
+    """
+
+    def __init__(self, log: Log, *topics: str, **config: Any) -> None:
+        unknown = set(config) - set(_DEFAULTS)
+        if unknown:
+            raise ConfigError(
+                f"unknown consumer config {sorted(unknown)}; known: {sorted(_DEFAULTS)}"
+            )
+        cfg = {**_DEFAULTS, **config}
+        if cfg["auto_offset_reset"] not in ("earliest", "latest", "none"):
+            raise ConfigError(
+                "auto_offset_reset must be 'earliest', 'latest' or 'none'; "
+                f"got {cfg['auto_offset_reset']!r}"
+            )
+        if cfg["isolation_level"] not in ("read_uncommitted", "read_committed"):
+            raise ConfigError(
+                "isolation_level must be 'read_uncommitted' or 'read_committed'; "
+                f"got {cfg['isolation_level']!r}"
+            )
+        for name in ("max_poll_records", "max_partition_fetch_bytes", "fetch_max_bytes"):
+            v = cfg[name]
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{name} must be a positive int; got {v!r}")
+        ct = cfg["consumer_timeout_ms"]
+        if ct is not None and (isinstance(ct, bool) or not isinstance(ct, (int, float)) or ct < 0):
+            raise ConfigError(f"consumer_timeout_ms must be a number >= 0; got {ct!r}")
+        for name in ("key_deserializer", "value_deserializer"):
+            if cfg[name] is not None and not callable(cfg[name]):
+                raise ConfigError(f"{name} must be callable")
+        if cfg["group_id"] is not None:
+            from .._names import check_name  # noqa: PLC0415
+
+            check_name("group_id", cfg["group_id"])
+        self._log = log
+        self.config = cfg
+        self.client_id: str = cfg["client_id"] or _next_client_id()
+        self._group_id: str | None = cfg["group_id"]
+        self._reset_default: str = cfg["auto_offset_reset"]
+        self._max_poll_records: int = cfg["max_poll_records"]
+        self._fetch_bytes: int = cfg["max_partition_fetch_bytes"]
+        self._key_deserializer: Callable[[bytes], Any] | None = cfg["key_deserializer"]
+        self._value_deserializer: Callable[[bytes], Any] | None = cfg["value_deserializer"]
+        self._consumer_timeout: float | None = None if ct is None else ct / 1000
+        self._assigned: dict[TopicPartition, _PartitionState] = {}
+        self._order: list[TopicPartition] = []
+        self._next = 0
+        self._subscription: set[str] | None = None
+        self._pattern: re.Pattern[str] | None = None
+        self._manual = False
+        self._metadata_checked = 0.0
+        self._closed = False
+        self._wakeup = False
+        self._iter_buffer: list[ConsumerRecord] = []
+        self._iter_index = 0
+        self._pid = os.getpid()
+        if topics:
+            self.subscribe(topics)
+
+    # ------------------------------------------------------------------ assignment
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("the consumer is closed")
+
+    def assign(self, partitions: Iterable[TopicPartition]) -> None:
+        """Read exactly these partitions (replacing any previous assignment)."""
+        self._check_open()
+        if self._subscription is not None or self._pattern is not None:
+            raise IllegalStateError("assign() after subscribe(): call unsubscribe() first")
+        tps = _check_tps(partitions)
+        for tp in tps:
+            self._log.partition(tp.topic, tp.partition)  # raises for unknown ones
+        self._manual = bool(tps)
+        self._set_assignment(tps)
+
+    def _set_assignment(self, tps: Iterable[TopicPartition]) -> None:
+        new: dict[TopicPartition, _PartitionState] = {}
+        for tp in tps:
+            state = self._assigned.get(tp)
+            if state is None:
+                state = _PartitionState(self._log.partition(tp.topic, tp.partition))
+            new[tp] = state
+        self._assigned = new
+        self._order = sorted(new)
+        self._next = 0
+
+    def assignment(self) -> set[TopicPartition]:
+        """The partitions this consumer reads."""
+        self._check_open()
+        self._refresh_subscription(force=False)
+        return set(self._assigned)
+
+    def subscribe(
+        self,
+        topics: Iterable[str] = (),
+        pattern: str | None = None,
+        listener: ConsumerRebalanceListener | None = None,
+    ) -> None:
+        """Read every partition of ``topics`` (or of topics matching ``pattern``).
+
+        With a ``group_id`` this joins the consumer group (group management
+        arrives with the groups feature: until then it raises
+        ``IllegalStateError``).
+        """
+        self._check_open()
+        if self._manual:
+            raise IllegalStateError("subscribe() after assign(): call unsubscribe() first")
+        if isinstance(topics, str):
+            topics = [topics]
+        topics = list(topics)
+        if bool(topics) == (pattern is not None):
+            raise ValueError("give either topics or a pattern, not both or neither")
+        if self._group_id is not None:
+            raise IllegalStateError(
+                "subscribe() with a group_id needs consumer-group management, which is not "
+                "implemented yet; use assign(), or no group_id to read all partitions"
+            )
+        from .._names import check_topic_name  # noqa: PLC0415
+
+        for t in topics:
+            check_topic_name(t)
+        self._subscription = set(topics) if topics else None
+        self._pattern = re.compile(pattern) if pattern is not None else None
+        self._listener = listener
+        self._refresh_subscription(force=True)
+
+    def subscription(self) -> set[str]:
+        """The subscribed topic names (for a pattern: the topics it matches now)."""
+        self._check_open()
+        if self._pattern is not None:
+            return {t for t in self._log.topics() if self._pattern.fullmatch(t)}
+        return set(self._subscription or ())
+
+    def unsubscribe(self) -> None:
+        """Stop reading every partition (subscribed or assigned)."""
+        self._check_open()
+        self._subscription = None
+        self._pattern = None
+        self._manual = False
+        self._set_assignment([])
+
+    def _refresh_subscription(self, *, force: bool) -> None:
+        if self._subscription is None and self._pattern is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._metadata_checked < _METADATA_TTL:
+            return
+        self._metadata_checked = now
+        names = self.subscription()
+        tps: list[TopicPartition] = []
+        for name in sorted(names):
+            meta = self._log._catalog.get(name)
+            if meta is not None:
+                tps.extend(TopicPartition(name, p) for p in range(meta.partitions))
+        if set(tps) != set(self._assigned):
+            self._set_assignment(tps)
+
+    # ------------------------------------------------------------------ positions
+    def _state(self, tp: TopicPartition) -> _PartitionState:
+        state = self._assigned.get(tp)
+        if state is None:
+            raise IllegalStateError(f"{tp} is not assigned to this consumer")
+        return state
+
+    def _resolve(self, tp: TopicPartition, state: _PartitionState) -> int:
+        """The position, applying a pending reset or the reset policy if there is none."""
+        if state.reset is None and state.position is not None:
+            return state.position
+        strategy = state.reset or self._reset_default
+        if strategy == "none":
+            raise NoOffsetForPartitionError(f"no position for {tp} and auto_offset_reset is 'none'")
+        plog = state.plog
+        state.position = plog.log_start_offset if strategy == "earliest" else plog.end_offset
+        state.reset = None
+        state.clear()
+        return state.position
+
+    def position(self, tp: TopicPartition) -> int:
+        """The offset of the next record ``poll`` will return for ``tp``."""
+        self._check_open()
+        return self._resolve(tp, self._state(tp))
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Make the next ``poll`` read ``tp`` from ``offset``."""
+        self._check_open()
+        if isinstance(offset, bool) or not isinstance(offset, int):
+            raise TypeError(f"offset must be an int, not {type(offset).__name__}")
+        if offset < 0:
+            raise ValueError(f"seek offset must not be negative ({offset})")
+        state = self._state(tp)
+        state.position = offset
+        state.reset = None
+        state.clear()
+
+    def seek_to_beginning(self, *partitions: TopicPartition) -> None:
+        """Read from the log start of the given (default: all assigned) partitions."""
+        self._seek_to("earliest", partitions)
+
+    def seek_to_end(self, *partitions: TopicPartition) -> None:
+        """Read only records appended from now on, for the given (default: all) partitions."""
+        self._seek_to("latest", partitions)
+
+    def _seek_to(self, where: str, partitions: tuple[TopicPartition, ...]) -> None:
+        self._check_open()
+        for tp in partitions or tuple(self._assigned):
+            state = self._state(tp)
+            state.reset = where
+            state.clear()
+
+    def beginning_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """The log start offset of each partition."""
+        self._check_open()
+        return {
+            tp: self._log.partition(tp.topic, tp.partition).log_start_offset
+            for tp in _check_tps(partitions)
+        }
+
+    def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """The end offset (offset of the next record to be written) of each partition."""
+        self._check_open()
+        return {
+            tp: self._log.partition(tp.topic, tp.partition).end_offset
+            for tp in _check_tps(partitions)
+        }
+
+    def offsets_for_times(
+        self, timestamps: Mapping[TopicPartition, int]
+    ) -> dict[TopicPartition, OffsetAndTimestamp | None]:
+        """For each partition, the earliest offset whose timestamp is >= the given one."""
+        self._check_open()
+        out: dict[TopicPartition, OffsetAndTimestamp | None] = {}
+        for tp, ts in timestamps.items():
+            _check_tps([tp])
+            if isinstance(ts, bool) or not isinstance(ts, int):
+                raise TypeError(f"timestamp must be an int, not {type(ts).__name__}")
+            if ts < 0:
+                raise ValueError(f"timestamp must be >= 0, not {ts}")
+            found = self._log.partition(tp.topic, tp.partition).offset_for_timestamp(ts)
+            out[tp] = None if found is None else OffsetAndTimestamp(*found)
+        return out
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        """Stop returning records of these partitions from ``poll`` (positions are kept)."""
+        self._check_open()
+        for tp in partitions:
+            self._state(tp).paused = True
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        self._check_open()
+        for tp in partitions:
+            self._state(tp).paused = False
+
+    def paused(self) -> set[TopicPartition]:
+        self._check_open()
+        return {tp for tp, s in self._assigned.items() if s.paused}
+
+    # ------------------------------------------------------------------ commits
+    def commit(self, offsets: Mapping[TopicPartition, Any] | None = None) -> None:
+        """Commit offsets for the consumer group (needs ``group_id`` and group management)."""
+        self._check_open()
+        raise IllegalStateError(
+            "offset commits need a group_id and consumer-group support, not implemented yet"
+        )
+
+    def commit_async(
+        self, offsets: Mapping[TopicPartition, Any] | None = None, callback: Any = None
+    ) -> None:
+        """See ``commit``."""
+        self.commit(offsets)
+
+    def committed(self, tp: TopicPartition) -> int | None:
+        """The committed offset of ``tp`` for this group (None without a group)."""
+        self._check_open()
+        return None
+
+    # ------------------------------------------------------------------ polling
+    def poll(
+        self, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """Records from assigned partitions, returned as soon as there are any.
+
+        Waits up to ``timeout_ms`` when there are none. Returns at most
+        ``max_records`` (default ``max_poll_records``) records.
+
+        :raises WakeupError: ``wakeup()`` was called.
+        :raises OffsetOutOfRangeError: a position is outside the log and
+            ``auto_offset_reset`` is ``"none"``.
+        """
+        self._check_open()
+        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float)):
+            raise TypeError("timeout_ms must be a number")
+        if timeout_ms < 0:
+            raise ValueError("timeout_ms must be >= 0")
+        limit = self._max_poll_records if max_records is None else max_records
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"max_records must be a positive int; got {limit!r}")
+        deadline = time.monotonic() + timeout_ms / 1000
+        cond = self._log._appended
+        delay = 50e-6
+        idle_since = time.monotonic()
+        while True:
+            if self._wakeup:
+                self._wakeup = False
+                raise WakeupError("poll interrupted by wakeup()")
+            self._refresh_subscription(force=False)
+            seen = self._log._append_count
+            out = self._collect(limit)
+            if out or self._closed:
+                return out
+            now = time.monotonic()
+            left = deadline - now
+            if left <= 0:
+                return out
+            with cond:
+                if self._log._append_count == seen and not self._wakeup and not self._closed:
+                    cond.wait(min(left, delay))
+            cap = 0.001 if now - idle_since < 1.0 else 0.005
+            delay = min(delay * 2, cap)
+
+    def _collect(self, limit: int) -> dict[TopicPartition, list[ConsumerRecord]]:
+        out: dict[TopicPartition, list[ConsumerRecord]] = {}
+        order = self._order
+        n = len(order)
+        if not n:
+            return out
+        start = self._next % n
+        taken = 0
+        for i in range(n):
+            tp = order[(start + i) % n]
+            state = self._assigned[tp]
+            if state.paused:
+                continue
+            if state.index >= len(state.buffer) and not self._fetch(tp, state):
+                continue
+            buf, idx = state.buffer, state.index
+            take = min(limit - taken, len(buf) - idx)
+            records = buf[idx : idx + take] if (idx or take < len(buf)) else buf
+            state.index = idx + take
+            state.position = records[-1].offset + 1
+            if state.index >= len(buf):
+                state.clear()
+            out[tp] = records
+            taken += take
+            if taken >= limit:
+                self._next = (start + i + 1) % n
+                break
+        else:
+            self._next = (start + 1) % n
+        return out
+
+    def _fetch(self, tp: TopicPartition, state: _PartitionState) -> bool:
+        """Decode the next fetch of ``tp`` into its buffer; False if there is nothing new."""
+        position = self._resolve(tp, state)
+        plog = state.plog
+        try:
+            batches = plog.read(position, self._fetch_bytes)
+        except OffsetOutOfRangeError:
+            if self._reset_default == "none":
+                raise
+            # Deleted by retention (or past the end after a truncation): reset, as Kafka does.
+            state.reset = self._reset_default
+            position = self._resolve(tp, state)
+            batches = plog.read(position, self._fetch_bytes)
+        if not batches:
+            return False
+        topic, partition = tp
+        records: list[ConsumerRecord] = []
+        kd, vd = self._key_deserializer, self._value_deserializer
+        for batch in batches:
+            if batch.is_control:
+                continue
+            offsets, stamps, keys, values, heads = batch.columns(plog.path)
+            made = map(
+                _new_record,
+                repeat(ConsumerRecord),
+                zip(repeat(topic), repeat(partition), offsets, stamps, keys, values, heads),
+            )
+            if batch.base_offset < position:
+                made = (r for r in made if r.offset >= position)  # type: ignore[assignment]
+            if kd is not None or vd is not None:
+                made = (  # type: ignore[assignment]
+                    r._replace(
+                        key=kd(r.key) if kd is not None and r.key is not None else r.key,
+                        value=vd(r.value) if vd is not None and r.value is not None else r.value,
+                    )
+                    for r in made
+                )
+            records.extend(made)
+        if not records:
+            # only control batches or records below the position (a gap): move past them
+            state.position = max(position, batches[-1].last_offset + 1)
+            return False
+        state.buffer = records
+        state.index = 0
+        return True
+
+    # ------------------------------------------------------------------ iteration
+    def __iter__(self) -> Iterator[ConsumerRecord]:
+        return self
+
+    def __next__(self) -> ConsumerRecord:
+        if self._iter_index < len(self._iter_buffer):
+            record = self._iter_buffer[self._iter_index]
+            self._iter_index += 1
+            return record
+        timeout = self._consumer_timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self._closed:
+                raise StopIteration
+            left = 3600.0 if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                raise StopIteration
+            batch = self.poll(timeout_ms=int(min(left, 3600.0) * 1000) or 1)
+            if batch:
+                flat = [r for records in batch.values() for r in records]
+                self._iter_buffer = flat
+                self._iter_index = 1
+                return flat[0]
+
+    # ------------------------------------------------------------------ lifecycle
+    def wakeup(self) -> None:
+        """Make a blocked ``poll`` (or the next one) raise ``WakeupError``. Any thread."""
+        self._wakeup = True
+        self._log._notify_appended()
+
+    def close(self) -> None:
+        """Stop the consumer. Idempotent; any thread. A blocked ``poll`` returns empty."""
+        if self._closed:
+            return
+        self._closed = True
+        self._assigned = {}
+        self._order = []
+        self._log._notify_appended()
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<streamlog.Consumer {self.client_id} group={self._group_id!r}>"
+
+    def metrics(self) -> dict[str, Any]:
+        """Lag per assigned partition (end offset minus position)."""
+        self._check_open()
+        lag = {}
+        for tp, state in self._assigned.items():
+            if state.position is not None:
+                lag[tp] = max(0, state.plog.end_offset - state.position)
+        return {"records-lag": lag}
+
+
+def _check_tps(partitions: Iterable[TopicPartition]) -> list[TopicPartition]:
+    if isinstance(partitions, (str, TopicPartition)):
+        raise TypeError("pass a list of TopicPartition")
+    out = []
+    for tp in partitions:
+        if not isinstance(tp, tuple) or len(tp) != 2:
+            raise TypeError(f"expected a TopicPartition, not {tp!r}")
+        topic, partition = tp
+        if not isinstance(topic, str):
+            raise TypeError(f"topic must be a str, not {type(topic).__name__}")
+        if isinstance(partition, bool) or not isinstance(partition, int) or partition < 0:
+            raise TypeError(f"partition must be an int >= 0, not {partition!r}")
+        out.append(TopicPartition(topic, partition))
+    return out

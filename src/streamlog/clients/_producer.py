@@ -1,0 +1,577 @@
+"""The Producer: Kafka's producer API over a local data directory.
+
+Protocol:
+
+1. ``send`` checks its arguments (misuse raises here), serializes, picks the
+   partition, and appends the record to that partition's open batch in the
+   accumulator (columns of keys, values, timestamps, headers). It returns a
+   future at once; errors of the send itself (unknown topic or partition,
+   record too large, buffer exhausted after ``max_block_ms``) arrive through
+   the future, as in Kafka.
+2. A batch is ready when it holds ``batch_size`` bytes, when it is
+   ``linger_ms`` old, or when ``flush``/``close`` asks. With ``linger_ms=0``
+   every open batch is ready at once: the sender takes whatever has queued
+   while it was busy, so batches grow by themselves under load.
+3. One sender thread per producer drains ready batches, encodes them, appends
+   each partition's batches under one lock hold, and, with ``acks="all"``,
+   syncs every touched partition once for all of them (group commit). It then
+   completes the futures and runs their callbacks, in send order per partition.
+
+Acknowledgement levels (see docs/producer.md):
+
+- ``acks=0``: the future is done when ``send`` returns (offset -1). Records
+  still in the producer's memory are lost if the process dies.
+- ``acks=1`` (default): done once the batch is in the partition's shared
+  mapping: visible to every process, survives a crash of this process.
+- ``acks="all"`` (or -1): done once the batch is on stable storage
+  (fdatasync), surviving power loss.
+
+Thread-safe: one producer may be shared by many threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._names import check_topic_name
+from ..errors import (
+    ClosedError,
+    ConfigError,
+    KafkaTimeoutError,
+    RecordTooLargeError,
+    StreamlogError,
+    UnknownPartitionError,
+    UnknownTopicError,
+)
+from ..storage._codec import COMPRESSION_NONE, COMPRESSION_ZSTD, prepare_batch
+from ._future import BatchResult, FutureRecordMetadata, failed_future
+from ._partitioner import Partitioner, make_partitioner
+
+if TYPE_CHECKING:
+    from .._log import Log
+    from ..storage._partition import PartitionLog
+
+__all__ = ["Producer"]
+
+_log = logging.getLogger("streamlog.producer")
+
+_DEFAULTS: dict[str, Any] = {
+    "acks": 1,
+    "linger_ms": 0,
+    "batch_size": 16384,
+    "compression_type": None,
+    "key_serializer": None,
+    "value_serializer": None,
+    "partitioner": "murmur2",
+    "max_request_size": 1048576,
+    "buffer_memory": 33554432,
+    "max_block_ms": 60000,
+    "enable_idempotence": False,
+    "transactional_id": None,
+    "client_id": None,
+    # accepted for compatibility; a local append has no retries or requests
+    "retries": None,
+    "request_timeout_ms": None,
+    "delivery_timeout_ms": None,
+    "max_in_flight_requests_per_connection": None,
+}
+_RECORD_OVERHEAD = 16  # per-record bytes counted against batch_size and buffer_memory
+_BATCH_HEADER = 68  # a frame's header, outside what send counts
+_time = time.time
+_DONE = BatchResult()  # the one result of every acks=0 future
+_DONE.complete(-1, None)
+_METADATA_TTL = 1.0
+_counter = 0
+_counter_lock = threading.Lock()
+
+
+def _next_client_id() -> str:
+    global _counter
+    with _counter_lock:
+        _counter += 1
+        return f"producer-{_counter}"
+
+
+class _Batch:
+    """An open batch of one partition: records as columns, plus its shared result."""
+
+    __slots__ = (
+        "created",
+        "headers",
+        "keys",
+        "nbytes",
+        "partition",
+        "result",
+        "stamps",
+        "topic",
+        "values",
+    )
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.keys: list[bytes | None] = []
+        self.values: list[bytes | None] = []
+        self.stamps: list[int] = []
+        self.headers: list[Sequence[tuple[str, bytes | None]] | None] | None = None
+        self.nbytes = 0
+        self.created = time.monotonic()
+        self.result = BatchResult()
+
+
+class _TopicInfo:
+    """What ``send`` needs to know of a topic, re-read from the catalog every second."""
+
+    __slots__ = ("batch_limit", "expires", "limit", "partitions")
+
+    def __init__(self, partitions: int, limit: int, batch_limit: int) -> None:
+        self.partitions = partitions
+        self.limit = limit  # largest record (bytes as counted by send) that fits a batch
+        self.batch_limit = batch_limit  # bytes after which a batch is closed
+        self.expires = _time() + _METADATA_TTL
+
+
+class Producer:
+    """Publishes records to topics of a data directory. Create with ``log.producer(**config)``
+    or ``streamlog.Producer(path_or_log, **config)``.
+
+    Configuration (Kafka's names in snake_case; defaults as in kafka-python):
+    ``acks`` (0, 1, "all"; default 1), ``linger_ms`` (0), ``batch_size``
+    (16384), ``compression_type`` (None or "zstd"), ``key_serializer``,
+    ``value_serializer``, ``partitioner`` ("murmur2", "crc32", "round_robin",
+    or a callable ``(key_bytes, all_partitions, available_partitions) -> int``),
+    ``max_request_size`` (1 MiB), ``buffer_memory`` (32 MiB), ``max_block_ms``
+    (60000), ``enable_idempotence``, ``client_id``. ``transactional_id`` is
+    refused until transactions are implemented.
+    """
+
+    def __init__(self, path_or_log: Log | str | os.PathLike[str], **config: Any) -> None:
+        from .._log import Log, open  # noqa: PLC0415 - the handle sits above the clients
+
+        unknown = set(config) - set(_DEFAULTS)
+        if unknown:
+            raise ConfigError(
+                f"unknown producer config {sorted(unknown)}; known: {sorted(_DEFAULTS)}"
+            )
+        cfg = {**_DEFAULTS, **config}
+        self._acks = _check_acks(cfg["acks"])
+        self._linger = _check_int(cfg, "linger_ms", 0) / 1000
+        self._batch_size = max(1, _check_int(cfg, "batch_size", 0))
+        self._max_request_size = _check_int(cfg, "max_request_size", 1)
+        self._buffer_memory = _check_int(cfg, "buffer_memory", 1)
+        self._max_block = _check_int(cfg, "max_block_ms", 0) / 1000
+        compression = cfg["compression_type"]
+        if compression not in (None, "none", "zstd"):
+            raise ConfigError(
+                f"compression_type {compression!r} is not supported; use None or 'zstd'"
+            )
+        self._compression = COMPRESSION_ZSTD if compression == "zstd" else COMPRESSION_NONE
+        for name in ("key_serializer", "value_serializer"):
+            if cfg[name] is not None and not callable(cfg[name]):
+                raise ConfigError(f"{name} must be callable")
+        self._key_serializer: Callable[[Any], bytes | None] | None = cfg["key_serializer"]
+        self._value_serializer: Callable[[Any], bytes | None] | None = cfg["value_serializer"]
+        if cfg["transactional_id"] is not None:
+            raise ConfigError("transactional_id: transactions are not implemented yet")
+        if not isinstance(cfg["enable_idempotence"], bool):
+            raise ConfigError("enable_idempotence must be a bool")
+        self.client_id: str = cfg["client_id"] or _next_client_id()
+        self._partitioner: Partitioner = make_partitioner(
+            cfg["partitioner"], batch_size=self._batch_size
+        )
+        if isinstance(path_or_log, Log):
+            self._log = path_or_log
+            self._owns_log = False
+        else:
+            self._log = open(path_or_log)
+            self._owns_log = True
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)  # sender waits for work
+        self._space = threading.Condition(self._lock)  # send waits for buffer space
+        self._idle = threading.Condition(self._lock)  # flush waits for completion
+        self._open: dict[tuple[str, int], _Batch] = {}
+        self._full: list[_Batch] = []
+        self._buffered = 0
+        self._pending_records = 0  # sent, not yet completed
+        self._flushing = 0
+        self._closed = False
+        self._stopping = False
+        self._topics: dict[str, _TopicInfo] = {}
+        self._partitions: dict[tuple[str, int], PartitionLog] = {}
+        self._sender = threading.Thread(
+            target=self._run, name=f"streamlog-sender-{self.client_id}", daemon=True
+        )
+        self._sender.start()
+
+    # ------------------------------------------------------------------ metadata
+
+    def partitions_for(self, topic: str) -> set[int]:
+        """The partition numbers of ``topic``.
+
+        :raises UnknownTopicError: no such topic.
+        """
+        self._check_open()
+        return set(range(self._refresh_topic(topic).partitions))
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("cannot send after the producer has been closed")
+
+    # ------------------------------------------------------------------ send
+    def send(
+        self,
+        topic: str,
+        value: Any = None,
+        key: Any = None,
+        *,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: Sequence[tuple[str, bytes | None]] | None = None,
+    ) -> FutureRecordMetadata:
+        """Queue one record; returns a future resolving to ``RecordMetadata``.
+
+        Raises at once for misuse: a closed producer (``ClosedError``), a key or
+        value that is not bytes without a serializer, a bad partition,
+        timestamp or header type (``TypeError``/``ValueError``), an invalid
+        topic name (``InvalidTopicError``). Everything else arrives through the
+        future: ``UnknownTopicError``, ``UnknownPartitionError``,
+        ``RecordTooLargeError``, ``KafkaTimeoutError`` (buffer full for
+        ``max_block_ms``).
+        """
+        # The common case (bytes in, no serializer, no headers, no explicit
+        # partition or timestamp) runs straight through; every rarer case
+        # takes a branch. This is the per-record budget of the producer.
+        if self._closed:
+            raise ClosedError("cannot send after the producer has been closed")
+        if self._key_serializer is not None and key is not None:
+            key = self._key_serializer(key)
+        if self._value_serializer is not None and value is not None:
+            value = self._value_serializer(value)
+        size = _RECORD_OVERHEAD
+        if key is not None:
+            if type(key) is not bytes:
+                key = _as_bytes("key", key)
+            size += len(key)
+        if value is not None:
+            if type(value) is not bytes:
+                value = _as_bytes("value", value)
+            size += len(value)
+        now = _time()
+        if timestamp_ms is None:
+            timestamp_ms = int(now * 1000)
+        elif type(timestamp_ms) is not int or timestamp_ms < 0:
+            _check_timestamp(timestamp_ms)
+        if headers is not None:
+            headers = _check_headers(headers)
+            for hk, hv in headers:
+                size += len(hk) + (len(hv) if hv is not None else 0) + 4
+            if not headers:
+                headers = None
+        info = self._topics.get(topic)
+        if info is None or now > info.expires:
+            try:
+                info = self._refresh_topic(topic)
+            except UnknownTopicError as e:
+                return failed_future(topic, -1 if partition is None else partition, timestamp_ms, e)
+        if partition is None:
+            partition = self._partitioner.partition(topic, key, info.partitions)
+            if key is None:
+                self._partitioner.on_batch_bytes(topic, partition, size)
+        elif type(partition) is not int or partition < 0 or partition >= info.partitions:
+            error = self._check_partition(topic, partition)
+            if error is not None:
+                return failed_future(topic, partition, timestamp_ms, error)
+            info = self._topics[topic]
+        if size > info.limit:
+            return failed_future(topic, partition, timestamp_ms, self._too_large(size, info))
+        lock = self._lock
+        lock.acquire()  # not `with`: the context-manager protocol costs more than the lock
+        try:
+            if self._closed:
+                raise ClosedError("cannot send after the producer has been closed")
+            if self._buffered + size > self._buffer_memory and not self._wait_for_space(size):
+                return failed_future(
+                    topic,
+                    partition,
+                    timestamp_ms,
+                    KafkaTimeoutError(
+                        f"buffer_memory ({self._buffer_memory} bytes) still full after "
+                        f"max_block_ms ({int(self._max_block * 1000)} ms)"
+                    ),
+                )
+            tp = (topic, partition)
+            batch = self._open.get(tp)
+            if batch is None or batch.nbytes + size > info.batch_limit:
+                batch = self._new_batch(tp, batch)
+            values = batch.values
+            index = len(values)
+            values.append(value)
+            batch.keys.append(key)
+            batch.stamps.append(timestamp_ms)
+            if headers is not None or batch.headers is not None:
+                if batch.headers is None:
+                    batch.headers = [None] * index
+                batch.headers.append(headers)
+            batch.nbytes += size
+            self._buffered += size
+            self._pending_records += 1
+            if batch.nbytes >= self._batch_size:
+                del self._open[tp]
+                self._full.append(batch)
+                self._ready.notify()
+            result = batch.result
+        finally:
+            lock.release()
+        if self._acks == 0:
+            # fire and forget: nothing to wait for (Kafka reports offset -1)
+            return FutureRecordMetadata(_DONE, 0, topic, partition, timestamp_ms)
+        return FutureRecordMetadata(result, index, topic, partition, timestamp_ms)
+
+    def _new_batch(self, tp: tuple[str, int], full: _Batch | None) -> _Batch:
+        """Under the lock: close ``full`` (if any) and open a new batch for ``tp``."""
+        if full is not None and full.values:
+            self._full.append(full)
+        batch = self._open[tp] = _Batch(tp[0], tp[1])
+        if self._linger == 0 or full is not None:
+            self._ready.notify()
+        return batch
+
+    def _refresh_topic(self, topic: str) -> _TopicInfo:
+        check_topic_name(topic)
+        meta = self._log._catalog.get(topic)
+        if meta is None:
+            self._topics.pop(topic, None)
+            raise UnknownTopicError(f"unknown topic {topic!r}")
+        limit = min(self._max_request_size, meta.config.max_message_bytes) - _BATCH_HEADER
+        info = _TopicInfo(meta.partitions, limit, min(self._batch_size, limit))
+        self._topics[topic] = info
+        return info
+
+    def _check_partition(self, topic: str, partition: object) -> BaseException | None:
+        if isinstance(partition, bool) or not isinstance(partition, int):
+            raise TypeError(f"partition must be an int, not {type(partition).__name__}")
+        if partition < 0:
+            raise ValueError(f"partition must be >= 0, not {partition}")
+        info = self._refresh_topic(topic)  # maybe it grew: look again
+        if partition >= info.partitions:
+            return UnknownPartitionError(
+                f"topic {topic!r} has {info.partitions} partitions; no partition {partition}"
+            )
+        return None
+
+    def _too_large(self, size: int, info: _TopicInfo) -> RecordTooLargeError:
+        return RecordTooLargeError(
+            f"record of about {size} bytes does not fit in a batch of at most "
+            f"{info.limit + _BATCH_HEADER} bytes (the smaller of max_request_size, "
+            f"{self._max_request_size}, and the topic's max.message.bytes)"
+        )
+
+    def _wait_for_space(self, size: int) -> bool:
+        """Under the lock: wait until ``size`` more bytes fit, up to max_block_ms."""
+        deadline = time.monotonic() + self._max_block
+        self._ready.notify()
+        while self._buffered + size > self._buffer_memory and self._buffered > 0:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._closed:
+                return False
+            self._space.wait(left)
+        return True
+
+    # ------------------------------------------------------------------ sender
+    def _take_ready(self) -> list[_Batch]:
+        """Under the lock: the batches to write now, in send order per partition."""
+        ready = self._full
+        self._full = []
+        now = time.monotonic()
+        everything = self._linger == 0 or self._flushing or self._stopping
+        if self._open:
+            if everything:
+                ready.extend(self._open.values())
+                self._open.clear()
+            else:
+                for tp, batch in list(self._open.items()):
+                    if now - batch.created >= self._linger:
+                        ready.append(batch)
+                        del self._open[tp]
+        return ready
+
+    def _next_deadline(self) -> float | None:
+        if not self._open:
+            return None
+        return min(b.created for b in self._open.values()) + self._linger - time.monotonic()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while True:
+                    batches = self._take_ready()
+                    if batches or (self._stopping and not self._open):
+                        break
+                    wait = self._next_deadline()
+                    self._ready.wait(None if wait is None else max(wait, 0.0))
+            if batches:
+                self._write(batches)
+            elif self._stopping:
+                return
+
+    def _write(self, batches: list[_Batch]) -> None:
+        by_partition: dict[tuple[str, int], list[_Batch]] = {}
+        for batch in batches:
+            by_partition.setdefault((batch.topic, batch.partition), []).append(batch)
+        written: list[tuple[list[_Batch], list[int], BaseException | None]] = []
+        touched = []
+        for (topic, partition), group in by_partition.items():
+            try:
+                plog = self._partition(topic, partition)
+                prepared = [
+                    prepare_batch(
+                        b.values, b.keys, b.stamps, b.headers, compression=self._compression
+                    )
+                    for b in group
+                ]
+                results = plog.append_many(prepared)
+                written.append((group, [r.base_offset for r in results], None))
+                touched.append(plog)
+            except StreamlogError as e:
+                written.append((group, [], e))
+            except Exception as e:  # report anything else through the futures, never lose it
+                _log.exception("unexpected error writing to %s-%d", topic, partition)
+                written.append((group, [], e))
+        sync_error: BaseException | None = None
+        if self._acks == "all":
+            for plog in touched:
+                try:
+                    plog.flush()
+                except StreamlogError as e:
+                    sync_error = e
+        for group, offsets, error in written:
+            for i, batch in enumerate(group):
+                err = error or sync_error
+                batch.result.complete(-1 if err else offsets[i], err)
+        freed = sum(b.nbytes for b in batches)
+        count = sum(len(b.values) for b in batches)
+        with self._lock:
+            self._buffered -= freed
+            self._pending_records -= count
+            self._space.notify_all()
+            if self._pending_records == 0:
+                self._idle.notify_all()
+
+    def _partition(self, topic: str, partition: int) -> PartitionLog:
+        plog = self._partitions.get((topic, partition))
+        if plog is None or plog._closed:
+            plog = self._log.partition(topic, partition)
+            self._partitions[topic, partition] = plog
+        return plog
+
+    # ------------------------------------------------------------------ flush/close
+    def flush(self, timeout_ms: int | None = None) -> None:
+        """Write everything sent so far and wait until every future is done.
+
+        :raises KafkaTimeoutError: not all completed within ``timeout_ms``.
+        """
+        deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
+        with self._lock:
+            self._flushing += 1
+            try:
+                self._ready.notify()
+                while self._pending_records:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise KafkaTimeoutError(
+                            f"flush: {self._pending_records} record(s) not completed "
+                            f"within {timeout_ms} ms"
+                        )
+                    self._idle.wait(left)
+            finally:
+                self._flushing -= 1
+
+    def close(self, timeout_ms: int | None = None) -> None:
+        """Flush, stop the sender, and release the data directory if this producer opened it.
+
+        Idempotent. Records not written within ``timeout_ms`` fail with
+        ``KafkaTimeoutError``.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self.flush(timeout_ms)
+        except KafkaTimeoutError:
+            pass
+        with self._lock:
+            self._stopping = True
+            self._ready.notify()
+        if threading.current_thread() is not self._sender:
+            self._sender.join(None if timeout_ms is None else timeout_ms / 1000)
+        with self._lock:
+            leftovers = self._take_ready()
+        for batch in leftovers:
+            batch.result.complete(
+                -1, KafkaTimeoutError("producer closed before the record was written")
+            )
+        if self._owns_log:
+            self._log.close()
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<streamlog.Producer {self.client_id} acks={self._acks!r}>"
+
+
+def _check_acks(acks: object) -> int | str:
+    if acks in ("all", -1, "-1"):
+        return "all"
+    if acks in (0, 1, "0", "1") and not isinstance(acks, bool):
+        return 0 if acks in (0, "0") else 1
+    raise ConfigError(f"acks must be 0, 1 or 'all'; got {acks!r}")
+
+
+def _check_int(cfg: dict[str, Any], name: str, low: int) -> int:
+    value = cfg[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an int, not {type(value).__name__}")
+    if value < low:
+        raise ConfigError(f"{name} must be >= {low}; got {value}")
+    return value
+
+
+def _as_bytes(what: str, data: object) -> bytes:
+    if isinstance(data, bytes):  # a bytes subclass: store plain bytes
+        return bytes(data)
+    raise TypeError(
+        f"{what} must be bytes or None, not {type(data).__name__} (or set {what}_serializer)"
+    )
+
+
+def _check_timestamp(timestamp_ms: object) -> None:
+    if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int):
+        raise TypeError(f"timestamp_ms must be an int, not {type(timestamp_ms).__name__}")
+    if timestamp_ms < 0:
+        raise ValueError(f"timestamp_ms must be >= 0, not {timestamp_ms}")
+
+
+def _check_headers(headers: object) -> list[tuple[str, bytes | None]]:
+    if isinstance(headers, (str, bytes)) or not isinstance(headers, (list, tuple)):
+        raise TypeError("headers must be a list of (str, bytes) pairs")
+    out = []
+    for item in headers:
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise TypeError(f"each header must be a (str, bytes) pair, not {item!r}")
+        k, v = item
+        if not isinstance(k, str):
+            raise TypeError(f"header keys must be str, not {type(k).__name__}")
+        if v is not None and not isinstance(v, bytes):
+            raise TypeError(f"header values must be bytes or None, not {type(v).__name__}")
+        out.append((k, v if v is None or type(v) is bytes else bytes(v)))
+    return out
