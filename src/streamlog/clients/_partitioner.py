@@ -166,11 +166,9 @@ class Partitioner(Protocol):
 
     def partition(self, topic: str, key: bytes | None, num_partitions: int) -> int:
         """A partition in ``range(num_partitions)`` for a record with ``key``."""
-        ...
 
     def on_batch_bytes(self, topic: str, partition: int, nbytes: int) -> None:
         """``nbytes`` were appended to ``partition`` (sticky bookkeeping; others ignore it)."""
-        ...
 
 
 def _random_source(rng: random.Random | None) -> Callable[[], float]:

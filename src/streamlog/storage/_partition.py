@@ -8,7 +8,7 @@ Directory layout::
       00000000000000000000.log     segments, named by base offset (see ``_segment``)
       00000000000000000000.index
       00000000000000000000.timeindex
-      ...
+      (one such triple per segment)
 
 Append protocol (one batch, or several, per lock hold):
 
