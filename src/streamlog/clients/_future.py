@@ -33,11 +33,12 @@ class BatchResult:
     failures found during ``send``). Thread-safe.
     """
 
-    __slots__ = ("base_offset", "callbacks", "done", "error", "event", "lock")
+    __slots__ = ("append_time", "base_offset", "callbacks", "done", "error", "event", "lock")
 
     def __init__(self) -> None:
         self.done = False
         self.base_offset = -1
+        self.append_time = -1  # under LogAppendTime: every record's timestamp
         self.error: BaseException | None = None
         self.event: threading.Event | None = None
         self.callbacks: list[tuple[FutureRecordMetadata, Callback]] | None = None
@@ -54,10 +55,13 @@ class BatchResult:
             event = self.event
         return event.wait(timeout)
 
-    def complete(self, base_offset: int, error: BaseException | None) -> None:
+    def complete(
+        self, base_offset: int, error: BaseException | None, append_time: int = -1
+    ) -> None:
         """Resolve every future of the batch and run their callbacks, in send order."""
         with self.lock:
             self.base_offset = base_offset
+            self.append_time = append_time
             self.error = error
             self.done = True
             callbacks, self.callbacks = self.callbacks, None
@@ -121,7 +125,8 @@ class FutureRecordMetadata(Future):  # type: ignore[type-arg]
         if batch.error is not None:
             raise batch.error
         offset = batch.base_offset + self._index if batch.base_offset >= 0 else -1
-        return RecordMetadata(self._topic, self._partition, offset, self._timestamp)
+        ts = batch.append_time if batch.append_time >= 0 else self._timestamp
+        return RecordMetadata(self._topic, self._partition, offset, ts)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         batch = self._batch

@@ -423,7 +423,8 @@ class Producer:
         by_partition: dict[tuple[str, int], list[_Batch]] = {}
         for batch in batches:
             by_partition.setdefault((batch.topic, batch.partition), []).append(batch)
-        written: list[tuple[list[_Batch], list[int], BaseException | None]] = []
+        # per partition: its batches, (base offset, append time or -1) of each, or the error
+        written: list[tuple[list[_Batch], list[tuple[int, int]], BaseException | None]] = []
         touched = []
         for (topic, partition), group in by_partition.items():
             try:
@@ -435,7 +436,10 @@ class Producer:
                     for b in group
                 ]
                 results = plog.append_many(prepared)
-                written.append((group, [r.base_offset for r in results], None))
+                lat = plog.config.message_timestamp_type == "LogAppendTime"
+                written.append(
+                    (group, [(r.base_offset, r.timestamp if lat else -1) for r in results], None)
+                )
                 touched.append(plog)
             except StreamlogError as e:
                 written.append((group, [], e))
@@ -452,7 +456,10 @@ class Producer:
         for group, offsets, error in written:
             for i, batch in enumerate(group):
                 err = error or sync_error
-                batch.result.complete(-1 if err else offsets[i], err)
+                if err is not None:
+                    batch.result.complete(-1, err)
+                else:
+                    batch.result.complete(offsets[i][0], None, offsets[i][1])
         freed = sum(b.nbytes for b in batches)
         count = sum(len(b.values) for b in batches)
         with self._lock:
