@@ -69,8 +69,9 @@ def writer(data: str, topic: str, wid: int, n: int, seed: int) -> None:
     print("DONE", flush=True)
 
 
-def check_batch(batch: streamlog.storage._codec.RecordBatch, expect_offset: int,
-                last_seq: dict[int, int]) -> int:
+def check_batch(
+    batch: streamlog.storage._codec.RecordBatch, expect_offset: int, last_seq: dict[int, int]
+) -> int:
     """Verify one batch (complete, checksums, per-writer order); return the next offset."""
     recs = list(batch.records())
     if len(recs) != batch.record_count:

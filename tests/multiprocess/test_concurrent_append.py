@@ -237,8 +237,10 @@ def test_stopped_lock_holder_times_out_other_writers(tmp_path) -> None:
         p2._check()
     report = streamlog.check(root)
     assert report.ok, str(report)
-    print(f"\nstopped holder: lock caught after {attempts} attempt(s); LockTimeoutError after "
-          f"{waited:.3f}s in-process, {float(secs):.3f}s ({where}) in another process")
+    print(
+        f"\nstopped holder: lock caught after {attempts} attempt(s); LockTimeoutError after "
+        f"{waited:.3f}s in-process, {float(secs):.3f}s ({where}) in another process"
+    )
 
 
 # ------------------------------------------------------------------ regressions
@@ -335,7 +337,8 @@ def test_regression_follower_never_reads_past_a_trimmed_file(tmp_path) -> None:
     looked for the seal at the end of its (stale) map: SIGBUS (roll-heavy reader)."""
     proc = subprocess.run(
         [sys.executable, "-c", _FOLLOWER_SCRIPT, str(tmp_path / "data")],
-        capture_output=True, timeout=60,
+        capture_output=True,
+        timeout=60,
     )
     assert proc.returncode == 0, f"rc {proc.returncode}\n{proc.stderr.decode()}"
     assert proc.stdout.startswith(b"OK")

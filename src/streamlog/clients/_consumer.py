@@ -169,8 +169,10 @@ class Consumer:
         self._metadata_checked = 0.0
         self._closed = False
         self._wakeup = False
-        self._iter_buffer: list[ConsumerRecord] = []
-        self._iter_index = 0
+        # the iterator hands out records one by one from this partition's buffer
+        self._iter_tp = TopicPartition("", -1)
+        self._iter_state: _PartitionState | None = None
+        self._iter_left = 0
         self._pid = os.getpid()
         if topics:
             self.subscribe(topics)
@@ -420,6 +422,8 @@ class Consumer:
             if self._wakeup:
                 self._wakeup = False
                 raise WakeupError("poll interrupted by wakeup()")
+            if self._closed:  # by another thread while we waited
+                return {}
             self._refresh_subscription(force=False)
             seen = self._log._append_count
             out = self._collect(limit)
@@ -437,7 +441,7 @@ class Consumer:
 
     def _collect(self, limit: int) -> dict[TopicPartition, list[ConsumerRecord]]:
         out: dict[TopicPartition, list[ConsumerRecord]] = {}
-        order = self._order
+        order, assigned = self._order, self._assigned  # close() may replace them meanwhile
         n = len(order)
         if not n:
             return out
@@ -445,11 +449,21 @@ class Consumer:
         taken = 0
         for i in range(n):
             tp = order[(start + i) % n]
-            state = self._assigned[tp]
+            state = assigned[tp]
             if state.paused:
                 continue
-            if state.index >= len(state.buffer) and not self._fetch(tp, state):
-                continue
+            if state.index >= len(state.buffer):
+                try:
+                    fetched = self._fetch(tp, state)
+                except Exception:
+                    if not out:
+                        raise
+                    # Return what was gathered (positions have moved past it); this
+                    # partition's error comes again at the next poll, which starts here.
+                    self._next = (start + i) % n
+                    return out
+                if not fetched:
+                    continue
             buf, idx = state.buffer, state.index
             take = min(limit - taken, len(buf) - idx)
             records = buf[idx : idx + take] if (idx or take < len(buf)) else buf
@@ -517,24 +531,39 @@ class Consumer:
         return self
 
     def __next__(self) -> ConsumerRecord:
-        if self._iter_index < len(self._iter_buffer):
-            record = self._iter_buffer[self._iter_index]
-            self._iter_index += 1
-            return record
+        # Records are handed out one at a time straight from the partition's fetch
+        # buffer (up to max_poll_records before moving on, as poll does), so the
+        # position always follows the last record returned, as in kafka-python, and
+        # seek/pause/assign between two records take effect at the next one.
+        state = self._iter_state
+        if state is not None and self._iter_left and not state.paused:
+            buf, i = state.buffer, state.index
+            if i < len(buf) and self._assigned.get(self._iter_tp) is state:
+                record = buf[i]
+                state.index = i + 1
+                state.position = record.offset + 1
+                if i + 1 >= len(buf):
+                    state.clear()
+                self._iter_left -= 1
+                return record
         timeout = self._consumer_timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if self._closed:
                 raise StopIteration
-            left = 3600.0 if deadline is None else deadline - time.monotonic()
-            if left <= 0:
-                raise StopIteration
-            batch = self.poll(timeout_ms=int(min(left, 3600.0) * 1000) or 1)
+            left = 3600.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                batch = self.poll(timeout_ms=int(min(left, 3600.0) * 1000), max_records=1)
+            except ClosedError:
+                raise StopIteration from None  # closed by another thread meanwhile
             if batch:
-                flat = [r for records in batch.values() for r in records]
-                self._iter_buffer = flat
-                self._iter_index = 1
-                return flat[0]
+                ((tp, (record,)),) = batch.items()
+                self._iter_tp = tp
+                self._iter_state = self._assigned.get(tp)
+                self._iter_left = self._max_poll_records - 1
+                return record
+            if deadline is not None and time.monotonic() >= deadline:
+                raise StopIteration
 
     # ------------------------------------------------------------------ lifecycle
     def wakeup(self) -> None:

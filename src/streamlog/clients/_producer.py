@@ -9,7 +9,8 @@ Protocol:
    record too large, buffer exhausted after ``max_block_ms``) arrive through
    the future, as in Kafka.
 2. A batch is ready when it holds ``batch_size`` bytes, when it is
-   ``linger_ms`` old, or when ``flush``/``close`` asks. With ``linger_ms=0``
+   ``linger_ms`` old, when a ``send`` waits for ``buffer_memory`` space, or
+   when ``flush``/``close`` asks. With ``linger_ms=0``
    every open batch is ready at once: the sender takes whatever has queued
    while it was busy, so batches grow by themselves under load.
 3. One sender thread per producer drains ready batches, encodes them, appends
@@ -42,6 +43,7 @@ from .._names import check_topic_name
 from ..errors import (
     ClosedError,
     ConfigError,
+    IllegalStateError,
     KafkaTimeoutError,
     RecordTooLargeError,
     StreamlogError,
@@ -199,10 +201,10 @@ class Producer:
         self._buffered = 0
         self._pending_records = 0  # sent, not yet completed
         self._flushing = 0
+        self._space_waiters = 0  # sends blocked on buffer_memory: every batch is ready
         self._closed = False
         self._stopping = False
         self._topics: dict[str, _TopicInfo] = {}
-        self._partitions: dict[tuple[str, int], PartitionLog] = {}
         self._sender = threading.Thread(
             target=self._run, name=f"streamlog-sender-{self.client_id}", daemon=True
         )
@@ -269,7 +271,8 @@ class Producer:
         if headers is not None:
             headers = _check_headers(headers)
             for hk, hv in headers:
-                size += len(hk) + (len(hv) if hv is not None else 0) + 4
+                # header keys are stored as UTF-8: count bytes, not characters
+                size += len(hk.encode()) + (len(hv) if hv is not None else 0) + 4
             if not headers:
                 headers = None
         info = self._topics.get(topic)
@@ -337,7 +340,9 @@ class Producer:
         if full is not None and full.values:
             self._full.append(full)
         batch = self._open[tp] = _Batch(tp[0], tp[1])
-        if self._linger == 0 or full is not None:
+        # With linger, wake the sender when this is the only open batch: it may be
+        # waiting with no deadline at all (other open batches time out earlier).
+        if self._linger == 0 or full is not None or len(self._open) == 1:
             self._ready.notify()
         return batch
 
@@ -348,6 +353,7 @@ class Producer:
             self._topics.pop(topic, None)
             raise UnknownTopicError(f"unknown topic {topic!r}")
         limit = min(self._max_request_size, meta.config.max_message_bytes) - _BATCH_HEADER
+        limit = min(limit, self._buffer_memory)  # as Kafka: a record must fit buffer_memory
         info = _TopicInfo(meta.partitions, limit, min(self._batch_size, limit))
         self._topics[topic] = info
         return info
@@ -368,19 +374,24 @@ class Producer:
         return RecordTooLargeError(
             f"record of about {size} bytes does not fit in a batch of at most "
             f"{info.limit + _BATCH_HEADER} bytes (the smaller of max_request_size, "
-            f"{self._max_request_size}, and the topic's max.message.bytes)"
+            f"{self._max_request_size}, and the topic's max.message.bytes), or is larger "
+            f"than buffer_memory ({self._buffer_memory})"
         )
 
     def _wait_for_space(self, size: int) -> bool:
         """Under the lock: wait until ``size`` more bytes fit, up to max_block_ms."""
         deadline = time.monotonic() + self._max_block
+        self._space_waiters += 1  # as Kafka's accumulator: an exhausted buffer ends lingering
         self._ready.notify()
-        while self._buffered + size > self._buffer_memory and self._buffered > 0:
-            left = deadline - time.monotonic()
-            if left <= 0 or self._closed:
-                return False
-            self._space.wait(left)
-        return True
+        try:
+            while self._buffered + size > self._buffer_memory and self._buffered > 0:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._closed:
+                    return False
+                self._space.wait(left)
+            return True
+        finally:
+            self._space_waiters -= 1
 
     # ------------------------------------------------------------------ sender
     def _take_ready(self) -> list[_Batch]:
@@ -388,7 +399,7 @@ class Producer:
         ready = self._full
         self._full = []
         now = time.monotonic()
-        everything = self._linger == 0 or self._flushing or self._stopping
+        everything = self._linger == 0 or self._flushing or self._stopping or self._space_waiters
         if self._open:
             if everything:
                 ready.extend(self._open.values())
@@ -470,18 +481,22 @@ class Producer:
                 self._idle.notify_all()
 
     def _partition(self, topic: str, partition: int) -> PartitionLog:
-        plog = self._partitions.get((topic, partition))
-        if plog is None or plog._closed:
-            plog = self._log.partition(topic, partition)
-            self._partitions[topic, partition] = plog
-        return plog
+        # Through the handle every time (it caches the partition logs): it checks the
+        # catalog, so a topic deleted, or deleted and created again, by another process
+        # is not written to. A cache here would append to the deleted files and ack.
+        return self._log.partition(topic, partition)
 
     # ------------------------------------------------------------------ flush/close
     def flush(self, timeout_ms: int | None = None) -> None:
         """Write everything sent so far and wait until every future is done.
 
         :raises KafkaTimeoutError: not all completed within ``timeout_ms``.
+        :raises IllegalStateError: called inside a send callback (it would deadlock).
         """
+        if threading.current_thread() is self._sender:
+            raise IllegalStateError(
+                "flush() inside a send callback is not permitted: it would deadlock"
+            )
         deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
         with self._lock:
             self._flushing += 1
@@ -502,16 +517,18 @@ class Producer:
         """Flush, stop the sender, and release the data directory if this producer opened it.
 
         Idempotent. Records not written within ``timeout_ms`` fail with
-        ``KafkaTimeoutError``.
+        ``KafkaTimeoutError``. Inside a send callback it acts as ``close(0)``, as
+        in Kafka (waiting there for the sender would wait for ourselves).
         """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-        try:
-            self.flush(timeout_ms)
-        except KafkaTimeoutError:
-            pass
+        if threading.current_thread() is not self._sender:
+            try:
+                self.flush(timeout_ms)
+            except KafkaTimeoutError:
+                pass
         with self._lock:
             self._stopping = True
             self._ready.notify()
