@@ -183,6 +183,7 @@ class Producer:
         if not isinstance(cfg["enable_idempotence"], bool):
             raise ConfigError("enable_idempotence must be a bool")
         self.client_id: str = cfg["client_id"] or _next_client_id()
+        self._builtin_partitioner = isinstance(cfg["partitioner"], str)
         self._partitioner: Partitioner = make_partitioner(
             cfg["partitioner"], batch_size=self._batch_size
         )
@@ -282,9 +283,12 @@ class Producer:
             except UnknownTopicError as e:
                 return failed_future(topic, -1 if partition is None else partition, timestamp_ms, e)
         if partition is None:
-            partition = self._partitioner.partition(topic, key, info.partitions)
-            if key is None:
-                self._partitioner.on_batch_bytes(topic, partition, size)
+            if info.partitions == 1 and self._builtin_partitioner:
+                partition = 0  # what every built-in partitioner answers, without hashing
+            else:
+                partition = self._partitioner.partition(topic, key, info.partitions)
+                if key is None:
+                    self._partitioner.on_batch_bytes(topic, partition, size)
         elif type(partition) is not int or partition < 0 or partition >= info.partitions:
             error = self._check_partition(topic, partition)
             if error is not None:
