@@ -29,7 +29,8 @@ def main(path: str) -> None:
                 )
                 for customer, item, qty in [
                     ("alice", "book", 1),
-                    ("bob", "pen", 3),
+                    ("carol", "pen", 3),
+                    ("dave", "ink", 5),
                     ("alice", "lamp", 2),
                 ]
             ]
