@@ -1,0 +1,34 @@
+"""The examples run as the README says, and show what they promise."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(script: str, data_dir: str) -> str:
+    done = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "examples", script), data_dir],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_quickstart_produces_consumes_and_checks_clean(data_dir: str) -> None:
+    out = _run("quickstart.py", data_dir)
+    assert out.count("sent to orders-") == 4
+    assert out.count("orders-0@") + out.count("orders-1@") + out.count("orders-2@") == 4
+    assert "records: ok" in out.splitlines()[-1]
+
+
+@pytest.mark.multiprocess
+def test_two_processes_example_delivers_every_event(data_dir: str) -> None:
+    out = _run("two_processes.py", data_dir)
+    assert out.count("consumer pid: got b'event ") == 20
+    assert out.splitlines()[-1] == "consumer exited with 0"
