@@ -82,24 +82,23 @@ import argparse
 import cProfile
 import datetime
 import gc
-import hashlib
 import inspect
 import io
 import multiprocessing
 import os
-import platform
 import pstats
 import random
 import shutil
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from _common import machine, source_state  # benchmarks/ is on sys.path when run as a script
 
 import streamlog
 from streamlog import TopicPartition
@@ -560,42 +559,6 @@ def verdict(checks: list[tuple[str, bool | None]]) -> str:
     if not missed:
         return "met" if any(ok is not None for _n, ok in checks) else ""
     return f"MISSED ({', '.join(missed)})"
-
-
-def machine() -> str:
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (
-        f"nproc={os.cpu_count()}, CPU: {cpu or platform.processor() or '?'}, "
-        f"Python {platform.python_version()} ({platform.python_implementation()}), "
-        f"{platform.system()} {platform.release()}"
-    )
-
-
-def source_state(repo: str) -> str:
-    """The commit, and a digest of uncommitted changes to src/ (the numbers depend on them)."""
-
-    def git(*a: str) -> bytes:
-        return subprocess.run(
-            ["git", "-C", repo, *a], capture_output=True, check=True, timeout=30
-        ).stdout
-
-    try:
-        rev = git("rev-parse", "--short", "HEAD").decode().strip()
-        diff = git("diff", "HEAD", "--", "src")
-    except (OSError, subprocess.SubprocessError):
-        return "not a git checkout"
-    if not diff:
-        return f"commit {rev}, src/ clean"
-    digest = hashlib.sha1(diff).hexdigest()[:10]
-    return f"commit {rev} + uncommitted changes to src/ (diff sha1 {digest})"
 
 
 # --------------------------------------------------------------------------- profile

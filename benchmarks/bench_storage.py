@@ -49,10 +49,8 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
-import hashlib
 import json
 import os
-import platform
 import random
 import shutil
 import signal
@@ -65,6 +63,8 @@ import time
 from collections.abc import Callable
 from itertools import repeat
 from typing import Any
+
+from _common import machine, source_state  # benchmarks/ is on sys.path when run as a script
 
 import streamlog
 from streamlog.storage import PartitionLog, PreparedBatch, prepare_batch
@@ -379,42 +379,6 @@ def both(rate_ok: bool, ratio_ok: bool) -> str:
     if not rate_ok and not ratio_ok:
         return "MISSED (both)"
     return "MISSED (ratio)" if rate_ok else "MISSED (rate)"
-
-
-def machine() -> str:
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (
-        f"nproc={os.cpu_count()}, CPU: {cpu or platform.processor() or '?'}, "
-        f"Python {platform.python_version()} ({platform.python_implementation()}), "
-        f"{platform.system()} {platform.release()}"
-    )
-
-
-def source_state(repo: str) -> str:
-    """The commit, and a digest of uncommitted changes to src/ (the numbers depend on them)."""
-
-    def git(*a: str) -> bytes:
-        return subprocess.run(
-            ["git", "-C", repo, *a], capture_output=True, check=True, timeout=30
-        ).stdout
-
-    try:
-        rev = git("rev-parse", "--short", "HEAD").decode().strip()
-        diff = git("diff", "HEAD", "--", "src")
-    except (OSError, subprocess.SubprocessError):
-        return "not a git checkout"
-    if not diff:
-        return f"commit {rev}, src/ clean"
-    digest = hashlib.sha1(diff).hexdigest()[:10]
-    return f"commit {rev} + uncommitted changes to src/ (diff sha1 {digest})"
 
 
 def fs_type(path: str) -> str:
