@@ -181,8 +181,17 @@ class Segment:
         assert mm is not None
         return codec.RecordBatch(fields, mm[pos + _HEADER_SIZE : pos + fields[0]], pos)
 
-    def scan(self, start: int, start_offset: int, max_timestamp: int = -1) -> ScanResult:
+    def scan(
+        self,
+        start: int,
+        start_offset: int,
+        max_timestamp: int = -1,
+        entries: list[tuple[int, int, int]] | None = None,
+    ) -> ScanResult:
         """Walk valid frames from ``start`` to the end of the data, verifying checksums.
+
+        With ``entries`` (and ``start`` 0), also collect the index entries the
+        frames call for, as ``expected_index_entries`` does, in the same pass.
 
         A bad frame followed by a good one (at the position its length word
         claims, or a valid seal at the end of a trimmed file) is corruption
@@ -193,6 +202,9 @@ class Segment:
         pos = start
         next_offset = start_offset
         result = ScanResult(pos, next_offset, max_timestamp)
+        last_indexed = 0
+        interval = self.index_interval
+        base = self.base_offset
         while True:
             length, fields = self.frame_at(pos)
             if length == 0:
@@ -212,6 +224,9 @@ class Segment:
                 break
             next_offset = fields[5] + fields[6] + 1
             result.max_timestamp = max(result.max_timestamp, fields[9])
+            if entries is not None and pos - last_indexed > interval:
+                entries.append((next_offset - 1 - base, pos, result.max_timestamp))
+                last_indexed = pos
             pos += codec.aligned(length)
         result.end = pos
         result.next_offset = next_offset
@@ -401,8 +416,8 @@ class Segment:
         index files are rewritten in place; otherwise new files replace them by
         rename, so other processes keep reading their old, still valid, maps.
         """
-        result = self.scan(0, self.base_offset)
-        entries = self.expected_index_entries(result.end)
+        entries: list[tuple[int, int, int]] = []
+        result = self.scan(0, self.base_offset, entries=entries)  # one checksum pass, not two
         if exclusive and self.writable:
             self.offset_index.truncate_entries(0)
             self.time_index.truncate_entries(0)
