@@ -32,3 +32,27 @@ def test_scan_collects_the_index_entries_a_separate_pass_would(data_dir: str, se
             assert [(rel, pos) for rel, pos, _ts in entries][: seg.offset_index.count] == [
                 seg.offset_index.entry(i) for i in range(seg.offset_index.count)
             ]
+
+
+def test_reading_on_from_the_last_read_skips_the_index_walk(
+    data_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with streamlog.open(data_dir) as log:
+        log.create_topic("t", 1, {"index.interval.bytes": 0})
+        part = log.partition("t", 0)
+        for i in range(50):
+            part.append(prepare_batch([b"v%d" % i] * 3, timestamps=1))
+        (first,) = part.read(30, 1)
+        assert (first.base_offset, first.last_offset) == (30, 32)
+        seg = part.segments()[-1]
+
+        def no_lookup(*a: object) -> int:
+            raise AssertionError("the index was searched for the offset after the last read")
+
+        monkeypatch.setattr(type(seg.offset_index), "lower", no_lookup)
+        (following,) = part.read(33, 1)
+        assert (following.base_offset, next(iter(following.records()))[3]) == (33, b"v11")
+        monkeypatch.undo()
+        # any other offset still goes through the index and finds the right batch
+        (other,) = part.read(7, 1)
+        assert other.base_offset <= 7 <= other.last_offset

@@ -84,6 +84,8 @@ class Segment:
         self.timeindex_path = stem + TIMEINDEX_SUFFIX
         self.max_index_bytes = max_index_bytes
         self.closed = False
+        # (next offset, position of the frame after the last batch a read returned)
+        self._cursor: tuple[int, int] | None = None
         self._fd = fs.open(self.path, create=create, write=writable)
         self._mm: mmap.mmap | None = None
         self._mapped = 0
@@ -531,6 +533,7 @@ class Segment:
 
         Returns the number of bytes dropped (non-zero bytes after ``pos``).
         """
+        self._cursor = None
         size = self._mapped
         if pos >= size:
             return 0
@@ -568,6 +571,12 @@ class Segment:
     # ------------------------------------------------------------------ reading
     def position_for(self, offset: int) -> int:
         """A frame position at or before the first batch holding ``offset``."""
+        cursor = self._cursor
+        if cursor is not None and cursor[0] == offset:
+            # A consumer reading on from where its last read ended (the common
+            # case at the tail): start right there instead of at the last index
+            # entry, which would re-check up to index.interval.bytes of frames.
+            return cursor[1]
         oi = self.offset_index
         if oi.count and oi.entry(oi.count - 1)[0] < offset - self.base_offset:
             # beyond our last entry: maybe other processes indexed more
@@ -632,6 +641,8 @@ class Segment:
                     return used, False
                 out.append(self._batch(pos, fields))
                 used += length
+                # frames before the tail never move, so this stays true
+                self._cursor = (fields[5] + fields[6] + 1, pos + codec.aligned(length))
                 if used >= max_bytes:
                     return used, pos + codec.aligned(length) >= end
             pos += codec.aligned(length)
