@@ -772,6 +772,7 @@ class PartitionLog:
         for i in range(first, len(bases)):
             seg = self._segment(bases[i])
             res = seg.rebuild_indexes(exclusive=True)
+            crashpoint("recover.indexed")
             report.segments_scanned += 1
             report.indexes_rebuilt += 1
             touched.append(seg)
@@ -785,6 +786,7 @@ class PartitionLog:
             if res.damage is not None:
                 report.bytes_truncated += seg.truncate_to(res.end)
                 report.truncated_at.append((seg.path, res.end))
+                crashpoint("recover.truncated")
             elif _nonzero_after(seg, res.end):
                 # A frame written but never published (a crash before its length
                 # word was stored): the bytes after the end are not zeros. Drop
@@ -803,6 +805,7 @@ class PartitionLog:
             seg.sync()
             seg.sync_indexes()
         fs.sync_dir(self.path)
+        crashpoint("recover.synced")
         if self._active().next_offset < log_start:
             self._start_over_at(log_start, report)
         active = self._active()
