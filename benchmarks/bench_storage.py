@@ -422,8 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     n_batches = max(1, records // BATCH)
     records = n_batches * BATCH
     here = os.path.dirname(os.path.abspath(__file__))
+    suffix = "-quick" if args.quick else ""  # a quick run must not overwrite the full one
     out_path = args.out or os.path.join(
-        here, "results", f"storage-{datetime.date.today().isoformat()}.txt"
+        here, "results", f"storage-{datetime.date.today().isoformat()}{suffix}.txt"
     )
 
     source_at_start = source_state(os.path.dirname(here))

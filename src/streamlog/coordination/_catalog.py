@@ -156,9 +156,6 @@ class TopicCatalog:
         return sorted(out)
 
     # ------------------------------------------------------------------ changing
-    def _locked(self) -> filelock.BaseFileLock:
-        return self._lock
-
     def _acquire(self) -> None:
         try:
             self._lock.acquire()

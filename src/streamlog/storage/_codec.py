@@ -68,9 +68,6 @@ ATTR_LOG_APPEND_TIME = 0x04
 ATTR_TRANSACTIONAL = 0x08
 ATTR_CONTROL = 0x10
 ATTR_SEAL = 0x20
-_KNOWN_ATTRS = (
-    COMPRESSION_MASK | ATTR_LOG_APPEND_TIME | ATTR_TRANSACTIONAL | ATTR_CONTROL | ATTR_SEAL
-)
 
 # Bounds on what a frame read from disk may claim, so hostile bytes cannot
 # make us allocate without limit.

@@ -138,7 +138,6 @@ class PartitionLog:
         self.state = PartitionState(os.path.join(path, "state"), writable=writable)
         self.lock = AppendLock(os.path.join(path, ".lock"), lock_timeout) if writable else None
         self._segments: SortedDict[int, Segment | None] = SortedDict()
-        self.changed = threading.Condition(threading.Lock())
         self._unsynced: dict[int, Segment] = {}
         self._dir_synced: set[int] = set()
         self._sync_lock = threading.Lock()
@@ -407,8 +406,6 @@ class PartitionLog:
             self.state.set_hint(active.next_offset, active.base_offset, active.tail)
             self._written_seq += 1
             seq = self._written_seq
-        with self.changed:
-            self.changed.notify_all()
         hook = self.on_append
         if hook is not None:
             hook()
@@ -880,8 +877,6 @@ class PartitionLog:
             self.state.close()
             if self.lock is not None:
                 self.lock.close()
-            with self.changed:
-                self.changed.notify_all()
 
     def _check(self) -> None:
         """Assert every invariant of the log (tests call this after random operations)."""

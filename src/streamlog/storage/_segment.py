@@ -112,7 +112,6 @@ class Segment:
         self.first_max_timestamp: int | None = None
         self.sealed = False
         self.next_base: int | None = None
-        self.record_bytes = 0  # bytes of frames (without the seal), for retention.bytes
 
     # ------------------------------------------------------------------ mapping
     def _remap(self) -> None:
@@ -291,7 +290,6 @@ class Segment:
         if seal is not None:
             seal_pos, sf = seal
             self._set_tail(seal_pos, sf[5], sf[9], sealed=True, next_base=sf[5])
-            self.record_bytes = seal_pos
             return ScanResult(seal_pos, sf[5], sf[9], True, sf[5])
         start, start_offset, max_ts = 0, self.base_offset, -1
         if self.offset_index.count:
@@ -315,7 +313,6 @@ class Segment:
             sealed=result.sealed,
             next_base=result.next_base,
         )
-        self.record_bytes = result.end
         if self.first_max_timestamp is None and result.end > 0:
             _length, fields = self.frame_at(0)
             if fields is not None and not fields[3] & codec.ATTR_SEAL:
@@ -480,7 +477,6 @@ class Segment:
         mm[pos : pos + 4] = frame[:4]
         crashpoint("append.after_publish")
         self.tail = end
-        self.record_bytes = end
         self.next_offset = last_offset + 1
         self.max_timestamp = max(self.max_timestamp, max_timestamp)
         if self.first_max_timestamp is None:

@@ -70,22 +70,14 @@ class PartitionState:
             self._mm: mmap.mmap = fs.map(fd, _SIZE, write=writable, path=path)
         finally:
             os.close(fd)
-        self._fd_path = path
         magic, _version = _HEAD.unpack_from(self._mm, 0)
         if magic == 0 and writable:
             _HEAD.pack_into(self._mm, 0, _MAGIC, _VERSION)
             self.write_durable(0, 0)
 
-    @property
-    def is_fresh(self) -> bool:
-        return bool(_HINT.unpack_from(self._mm, 8) == (0, 0, 0))
-
     def hint(self) -> tuple[int, int, int]:
         a, b, c = _HINT.unpack_from(self._mm, 8)
         return int(a), int(b), int(c)
-
-    def next_offset_hint(self) -> int:
-        return int(struct.unpack_from("<q", self._mm, 8)[0])
 
     def set_hint(self, next_offset: int, active_base: int, position: int) -> None:
         _HINT.pack_into(self._mm, 8, next_offset, active_base, position)
