@@ -690,6 +690,10 @@ def _log_calls(log: streamlog.Log) -> dict[str, tuple[str, Callable[[], object]]
         "enforce_retention": ("enforce_retention", lambda: log.enforce_retention()),
         "producer": ("producer", lambda: log.producer()),
         "consumer": ("consumer", lambda: log.consumer("t")),
+        "list_groups": ("list_groups", lambda: log.list_groups()),
+        "describe_group": ("describe_group", lambda: log.describe_group("g")),
+        "reset_offsets": ("reset_offsets", lambda: log.reset_offsets("g", "t", to="earliest")),
+        "delete_group": ("delete_group", lambda: log.delete_group("g")),
     }
 
 

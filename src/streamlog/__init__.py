@@ -17,9 +17,12 @@ from ._config import TopicConfig as TopicConfig
 from ._log import Log as Log
 from ._log import open as open
 from ._structs import ConsumerRecord as ConsumerRecord
+from ._structs import GroupDescription as GroupDescription
+from ._structs import MemberDescription as MemberDescription
 from ._structs import OffsetAndMetadata as OffsetAndMetadata
 from ._structs import OffsetAndTimestamp as OffsetAndTimestamp
 from ._structs import PartitionDescription as PartitionDescription
+from ._structs import PartitionLag as PartitionLag
 from ._structs import RecordMetadata as RecordMetadata
 from ._structs import TopicDescription as TopicDescription
 from ._structs import TopicPartition as TopicPartition
@@ -31,7 +34,11 @@ from .errors import CommitFailedError as CommitFailedError
 from .errors import ConfigError as ConfigError
 from .errors import CorruptRecordError as CorruptRecordError
 from .errors import DataDirectoryError as DataDirectoryError
+from .errors import FencedInstanceIdError as FencedInstanceIdError
+from .errors import GroupError as GroupError
+from .errors import GroupNotEmptyError as GroupNotEmptyError
 from .errors import IllegalStateError as IllegalStateError
+from .errors import InconsistentGroupProtocolError as InconsistentGroupProtocolError
 from .errors import InvalidTopicError as InvalidTopicError
 from .errors import KafkaTimeoutError as KafkaTimeoutError
 from .errors import LockTimeoutError as LockTimeoutError
@@ -45,6 +52,7 @@ from .errors import StorageIOError as StorageIOError
 from .errors import StreamlogError as StreamlogError
 from .errors import TopicError as TopicError
 from .errors import TopicExistsError as TopicExistsError
+from .errors import UnknownGroupError as UnknownGroupError
 from .errors import UnknownPartitionError as UnknownPartitionError
 from .errors import UnknownTopicError as UnknownTopicError
 from .errors import UnsupportedFormatError as UnsupportedFormatError
@@ -62,17 +70,24 @@ __all__ = [
     "ConsumerRecord",
     "CorruptRecordError",
     "DataDirectoryError",
+    "FencedInstanceIdError",
+    "GroupDescription",
+    "GroupError",
+    "GroupNotEmptyError",
     "IllegalStateError",
+    "InconsistentGroupProtocolError",
     "InvalidTopicError",
     "KafkaTimeoutError",
     "LockTimeoutError",
     "Log",
+    "MemberDescription",
     "MetadataCorruptError",
     "NoOffsetForPartitionError",
     "OffsetAndMetadata",
     "OffsetAndTimestamp",
     "OffsetOutOfRangeError",
     "PartitionDescription",
+    "PartitionLag",
     "Problem",
     "Producer",
     "ProducerFencedError",
@@ -86,6 +101,7 @@ __all__ = [
     "TopicError",
     "TopicExistsError",
     "TopicPartition",
+    "UnknownGroupError",
     "UnknownPartitionError",
     "UnknownTopicError",
     "UnsupportedFormatError",

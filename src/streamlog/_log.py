@@ -2,20 +2,39 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import resource
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ._names import check_partition, check_topic_name
-from ._structs import PartitionDescription, TopicDescription, TopicPartition
+from ._names import check_name, check_partition, check_topic_name
+from ._structs import (
+    GroupDescription,
+    MemberDescription,
+    OffsetAndMetadata,
+    PartitionDescription,
+    PartitionLag,
+    TopicDescription,
+    TopicPartition,
+)
 from .clients._consumer import Consumer
 from .clients._producer import Producer
 from .coordination._catalog import TopicCatalog, TopicMeta
-from .errors import ClosedError, ConfigError, StorageIOError, UnknownPartitionError
+from .coordination._groupstore import GroupStore
+from .coordination._offsets import OffsetStore
+from .errors import (
+    ClosedError,
+    ConfigError,
+    GroupNotEmptyError,
+    StorageIOError,
+    UnknownGroupError,
+    UnknownPartitionError,
+    UnknownTopicError,
+)
 from .storage._datadir import DataDir
 from .storage._partition import PartitionLog, RecoveryReport
 
@@ -249,6 +268,189 @@ class Log:
         with self._appended:
             self._append_count += 1
             self._appended.notify_all()
+
+    # ------------------------------------------------------------------ groups
+    def _groups_dir(self) -> str:
+        return os.path.join(self._datadir.meta, "groups")
+
+    def list_groups(self) -> list[str]:
+        """Every consumer group with members or committed offsets, sorted."""
+        self._check_open()
+        try:
+            names = os.listdir(self._groups_dir())
+        except FileNotFoundError:
+            return []
+        out = []
+        for name in names:
+            d = os.path.join(self._groups_dir(), name)
+            if os.path.exists(os.path.join(d, "state.json")) or os.path.exists(
+                os.path.join(d, "offsets.log")
+            ):
+                out.append(name)
+        return sorted(out)
+
+    def _group_state(self, group_id: str, *, allow_missing: bool = False) -> Any:
+        """The group's state with dead and expired members removed (as a coordinator would)."""
+        store = GroupStore(self.path, group_id)
+        offsets = OffsetStore(self.path, group_id)
+        try:
+            if not store.exists() and not offsets.all():
+                if allow_missing:
+                    return store, offsets, None
+                raise UnknownGroupError(f"no consumer group {group_id!r}")
+            if store.exists():
+                with store.transaction() as state:
+                    pass
+            else:
+                state = store.load()
+            return store, offsets, state
+        except BaseException:
+            store.close()
+            offsets.close()
+            raise
+
+    def describe_group(self, group_id: str) -> GroupDescription:
+        """State, generation, protocol, members and per-partition committed offset and lag."""
+        self._check_open()
+        store, offsets, state = self._group_state(group_id)
+        try:
+            committed = offsets.all()
+        finally:
+            store.close()
+            offsets.close()
+        members = tuple(
+            MemberDescription(m.member_id, m.client_id, m.instance_id, frozenset(m.assignment))
+            for m in state.members.values()
+        )
+        tps = set(committed)
+        for m in state.members.values():
+            tps.update(m.assignment)
+        lags: dict[TopicPartition, PartitionLag] = {}
+        for tp in sorted(tps):
+            try:
+                end = self.partition(tp.topic, tp.partition).end_offset
+            except (UnknownTopicError, UnknownPartitionError):
+                continue  # the topic was deleted; its offsets linger until deleted
+            c = committed.get(tp)
+            offset = None if c is None else c.offset
+            lags[tp] = PartitionLag(offset, end, None if offset is None else max(0, end - offset))
+        return GroupDescription(
+            group_id=group_id,
+            state=state.state,
+            generation=state.generation,
+            protocol=state.protocol,
+            members=members,
+            offsets=lags,
+        )
+
+    def reset_offsets(
+        self,
+        group_id: str,
+        topic: str,
+        *,
+        to: str | int | None = None,
+        shift_by: int | None = None,
+        to_datetime: datetime.datetime | None = None,
+        partitions: Iterable[int] | None = None,
+        dry_run: bool = False,
+    ) -> dict[TopicPartition, int]:
+        """Set the group's committed offsets for ``topic`` (kafka-consumer-groups
+        --reset-offsets). Exactly one of ``to`` ("earliest", "latest" or an offset),
+        ``shift_by`` (from the committed offset; partitions with none are skipped) or
+        ``to_datetime`` (the first record at or after it; the end offset if none; a
+        naive datetime is UTC). Offsets are clamped to each partition's
+        ``[log start, end]``. Returns the new offsets; with ``dry_run`` nothing is
+        written. Refused (``GroupNotEmptyError``) while the group has active members.
+        """
+        self._check_open()
+        check_name("group_id", group_id)
+        check_topic_name(topic)
+        given = [x is not None for x in (to, shift_by, to_datetime)]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of to=, shift_by= or to_datetime=")
+        if to is not None and to not in ("earliest", "latest"):
+            if isinstance(to, bool) or not isinstance(to, int):
+                raise ValueError(f"to must be 'earliest', 'latest' or an offset, not {to!r}")
+            if to < 0:
+                raise ValueError(f"offset must be >= 0, not {to}")
+        if shift_by is not None and (isinstance(shift_by, bool) or not isinstance(shift_by, int)):
+            raise TypeError("shift_by must be an int")
+        if to_datetime is not None and not isinstance(to_datetime, datetime.datetime):
+            raise TypeError("to_datetime must be a datetime.datetime")
+        if not isinstance(dry_run, bool):
+            raise TypeError("dry_run must be a bool")
+        meta = self._catalog.require(topic)
+        chosen = range(meta.partitions) if partitions is None else sorted(set(partitions))
+        for p in chosen:
+            check_partition(p)
+            if p >= meta.partitions:
+                raise UnknownPartitionError(f"topic {topic!r} has no partition {p}")
+        store = GroupStore(self.path, group_id)
+        offsets = OffsetStore(self.path, group_id)
+        try:
+            with store.transaction() as state:
+                if state.members:
+                    raise GroupNotEmptyError(
+                        f"offsets can only be reset while group {group_id!r} is inactive; "
+                        f"it is {state.state} with {len(state.members)} member(s)"
+                    )
+                current = offsets.all()
+                new: dict[TopicPartition, int] = {}
+                for p in chosen:
+                    tp = TopicPartition(topic, p)
+                    plog = self.partition(topic, p)
+                    start, end = plog.log_start_offset, plog.end_offset
+                    if to == "earliest":
+                        target = start
+                    elif to == "latest":
+                        target = end
+                    elif to is not None:
+                        target = int(to)
+                    elif shift_by is not None:
+                        c = current.get(tp)
+                        if c is None:
+                            continue
+                        target = c.offset + shift_by
+                    else:
+                        assert to_datetime is not None
+                        when = to_datetime
+                        if when.tzinfo is None:
+                            when = when.replace(tzinfo=datetime.timezone.utc)
+                        found = plog.offset_for_timestamp(int(when.timestamp() * 1000))
+                        target = end if found is None else found[0]
+                    new[tp] = min(max(target, start), end)
+                if not dry_run and new:
+                    offsets.reset({tp: OffsetAndMetadata(o) for tp, o in new.items()})
+            return new
+        finally:
+            store.close()
+            offsets.close()
+
+    def delete_group(self, group_id: str) -> None:
+        """Delete a consumer group and its committed offsets.
+
+        :raises GroupNotEmptyError: the group has active members.
+        :raises UnknownGroupError: there is no such group.
+        """
+        self._check_open()
+        check_name("group_id", group_id)
+        store = GroupStore(self.path, group_id)
+        offsets = OffsetStore(self.path, group_id)
+        try:
+            if not store.exists() and not offsets.all():
+                raise UnknownGroupError(f"no consumer group {group_id!r}")
+            with store.locked():
+                with store.transaction() as state:
+                    if state.members:
+                        raise GroupNotEmptyError(
+                            f"group {group_id!r} has {len(state.members)} active member(s); "
+                            "stop its consumers first"
+                        )
+                offsets.delete()
+                store.delete()
+        finally:
+            store.close()
+            offsets.close()
 
     # ------------------------------------------------------------------ clients
     def producer(self, **config: Any) -> Producer:

@@ -10,9 +10,12 @@ from typing import NamedTuple
 
 __all__ = [
     "ConsumerRecord",
+    "GroupDescription",
+    "MemberDescription",
     "OffsetAndMetadata",
     "OffsetAndTimestamp",
     "PartitionDescription",
+    "PartitionLag",
     "RecordMetadata",
     "TopicDescription",
     "TopicPartition",
@@ -83,3 +86,37 @@ class TopicDescription(NamedTuple):
     name: str
     partitions: list[PartitionDescription]
     config: dict[str, object]
+
+
+class MemberDescription(NamedTuple):
+    """One member of a consumer group, from ``describe_group``."""
+
+    member_id: str
+    client_id: str
+    group_instance_id: str | None
+    assignment: frozenset[TopicPartition]
+
+
+class PartitionLag(NamedTuple):
+    """A group's progress on one partition: ``lag = end_offset - committed`` (None if
+    nothing is committed)."""
+
+    committed: int | None
+    end_offset: int
+    lag: int | None
+
+
+class GroupDescription(NamedTuple):
+    """A consumer group, from ``describe_group``.
+
+    ``state`` is Kafka's: ``Empty``, ``PreparingRebalance``,
+    ``CompletingRebalance``, ``Stable`` or ``Dead``. ``offsets`` covers every
+    partition the group has committed or is assigned.
+    """
+
+    group_id: str
+    state: str
+    generation: int
+    protocol: str | None
+    members: tuple[MemberDescription, ...]
+    offsets: dict[TopicPartition, PartitionLag]

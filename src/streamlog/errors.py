@@ -23,7 +23,12 @@ The tree::
     │   ├── UnsupportedFormatError          .path
     │   ├── DataDirectoryError              .path
     │   └── StorageIOError (also OSError)   .errno .filename
-    ├── CommitFailedError
+    ├── GroupError
+    │   ├── CommitFailedError
+    │   ├── FencedInstanceIdError
+    │   ├── GroupNotEmptyError
+    │   ├── InconsistentGroupProtocolError
+    │   └── UnknownGroupError
     └── ProducerFencedError
 
 Foreign errors (``OSError``, ``filelock.Timeout``, ``zstandard`` and ``msgpack``
@@ -43,7 +48,11 @@ __all__ = [
     "ConfigError",
     "CorruptRecordError",
     "DataDirectoryError",
+    "FencedInstanceIdError",
+    "GroupError",
+    "GroupNotEmptyError",
     "IllegalStateError",
+    "InconsistentGroupProtocolError",
     "InvalidTopicError",
     "KafkaTimeoutError",
     "LockTimeoutError",
@@ -57,6 +66,7 @@ __all__ = [
     "StreamlogError",
     "TopicError",
     "TopicExistsError",
+    "UnknownGroupError",
     "UnknownPartitionError",
     "UnknownTopicError",
     "UnsupportedFormatError",
@@ -229,8 +239,32 @@ class StorageIOError(StorageError, OSError):
         return f"[Errno {self.errno}] {self.strerror}{where}"
 
 
-class CommitFailedError(StreamlogError):
-    """An offset commit was rejected: this member is no longer part of the group's generation."""
+class GroupError(StreamlogError):
+    """Base class for errors about a consumer group."""
+
+
+class CommitFailedError(GroupError):
+    """An offset commit was rejected: this consumer is no longer a member of the group, or
+    no longer owns the partition (its session expired, it was too slow to poll, or the
+    partition moved to another member in a rebalance). Poll again to rejoin."""
+
+
+class FencedInstanceIdError(GroupError):
+    """Another consumer joined with this consumer's ``group_instance_id``, which fences
+    this one out of the group for good (as Kafka does). Close this consumer."""
+
+
+class GroupNotEmptyError(GroupError):
+    """The operation needs a group without active members (stop its consumers first)."""
+
+
+class InconsistentGroupProtocolError(GroupError):
+    """A consumer's ``partition_assignment_strategy`` shares no assignor with the members
+    already in the group."""
+
+
+class UnknownGroupError(GroupError):
+    """No consumer group of that name exists (no members and no committed offsets)."""
 
 
 class ProducerFencedError(StreamlogError):

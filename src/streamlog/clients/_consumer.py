@@ -20,6 +20,7 @@ be called from any thread: a blocked ``poll`` then raises ``WakeupError``
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -28,15 +29,18 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
-from .._structs import ConsumerRecord, OffsetAndTimestamp, TopicPartition
+from .._structs import ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp, TopicPartition
+from ..coordination._assignors import get_assignor
 from ..errors import (
     ClosedError,
+    CommitFailedError,
     ConfigError,
     IllegalStateError,
     NoOffsetForPartitionError,
     OffsetOutOfRangeError,
     WakeupError,
 )
+from ._membership import CommitCallback, Membership
 
 if TYPE_CHECKING:
     from .._log import Log
@@ -66,8 +70,10 @@ _DEFAULTS: dict[str, Any] = {
     "fetch_min_bytes": None,
     "fetch_max_wait_ms": None,
     "request_timeout_ms": None,
+    "metadata_max_age_ms": 1000,
 }
 _METADATA_TTL = 1.0
+_logger = logging.getLogger("streamlog.consumer")
 _new_record = tuple.__new__
 _counter = 0
 _counter_lock = threading.Lock()
@@ -146,10 +152,7 @@ class Consumer:
         for name in ("key_deserializer", "value_deserializer"):
             if cfg[name] is not None and not callable(cfg[name]):
                 raise ConfigError(f"{name} must be callable")
-        if cfg["group_id"] is not None:
-            from .._names import check_name  # noqa: PLC0415
-
-            check_name("group_id", cfg["group_id"])
+        _check_group_config(cfg, explicit_auto_commit="enable_auto_commit" in config)
         self._log = log
         self.config = cfg
         self.client_id: str = cfg["client_id"] or _next_client_id()
@@ -174,6 +177,11 @@ class Consumer:
         self._iter_state: _PartitionState | None = None
         self._iter_left = 0
         self._pid = os.getpid()
+        self._listener: ConsumerRebalanceListener | None = None
+        self._listener_error: BaseException | None = None
+        self._member: Membership | None = None
+        self._auto_commit = bool(cfg["enable_auto_commit"]) and self._group_id is not None
+        self._next_auto_commit = time.monotonic() + cfg["auto_commit_interval_ms"] / 1000
         if topics:
             self.subscribe(topics)
 
@@ -183,13 +191,21 @@ class Consumer:
             raise ClosedError("the consumer is closed")
 
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
-        """Read exactly these partitions (replacing any previous assignment)."""
+        """Read exactly these partitions (replacing any previous assignment).
+
+        No group management: with a ``group_id``, positions start from the
+        group's committed offsets and commits are accepted while the group has
+        no active members (Kafka's standalone consumer). With auto-commit on,
+        the positions of the previous assignment are committed first.
+        """
         self._check_open()
         if self._subscription is not None or self._pattern is not None:
             raise IllegalStateError("assign() after subscribe(): call unsubscribe() first")
         tps = _check_tps(partitions)
         for tp in tps:
             self._log.partition(tp.topic, tp.partition)  # raises for unknown ones
+        if self._auto_commit and self._assigned:
+            self._auto_commit_now(wait=False)
         self._manual = bool(tps)
         self._set_assignment(tps)
 
@@ -207,7 +223,8 @@ class Consumer:
     def assignment(self) -> set[TopicPartition]:
         """The partitions this consumer reads."""
         self._check_open()
-        self._refresh_subscription(force=False)
+        if self._member is None:
+            self._refresh_subscription(force=False)
         return set(self._assigned)
 
     def subscribe(
@@ -218,9 +235,10 @@ class Consumer:
     ) -> None:
         """Read every partition of ``topics`` (or of topics matching ``pattern``).
 
-        With a ``group_id`` this joins the consumer group (group management
-        arrives with the groups feature: until then it raises
-        ``IllegalStateError``).
+        With a ``group_id`` the consumer joins the group at the next ``poll``
+        and reads the partitions the group assigns it; ``listener`` callbacks
+        run inside ``poll``. Without one, it reads every partition.
+        Replaces the previous subscription (not incremental).
         """
         self._check_open()
         if self._manual:
@@ -230,19 +248,29 @@ class Consumer:
         topics = list(topics)
         if bool(topics) == (pattern is not None):
             raise ValueError("give either topics or a pattern, not both or neither")
-        if self._group_id is not None:
-            raise IllegalStateError(
-                "subscribe() with a group_id needs consumer-group management, which is not "
-                "implemented yet; use assign(), or no group_id to read all partitions"
-            )
+        if listener is not None and not isinstance(listener, ConsumerRebalanceListener):
+            for name in ("on_partitions_revoked", "on_partitions_assigned"):
+                if not callable(getattr(listener, name, None)):
+                    raise TypeError(f"listener has no {name}() method")
         from .._names import check_topic_name  # noqa: PLC0415
 
         for t in topics:
             check_topic_name(t)
+        compiled = None
+        if pattern is not None:
+            try:
+                compiled = re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"bad topic pattern {pattern!r}: {e}") from None
         self._subscription = set(topics) if topics else None
-        self._pattern = re.compile(pattern) if pattern is not None else None
+        self._pattern = compiled
         self._listener = listener
-        self._refresh_subscription(force=True)
+        if self._group_id is None:
+            self._refresh_subscription(force=True)
+            return
+        if self._member is None:
+            self._member = Membership(self._log, self, self.config, self.client_id)
+        self._member.need_join = True  # a new subscription: rejoin at the next poll
 
     def subscription(self) -> set[str]:
         """The subscribed topic names (for a pattern: the topics it matches now)."""
@@ -252,12 +280,23 @@ class Consumer:
         return set(self._subscription or ())
 
     def unsubscribe(self) -> None:
-        """Stop reading every partition (subscribed or assigned)."""
+        """Stop reading every partition (subscribed or assigned); leave the group.
+
+        Calls ``on_partitions_revoked`` first (no auto-commit, as in Kafka).
+        """
         self._check_open()
-        self._subscription = None
-        self._pattern = None
-        self._manual = False
-        self._set_assignment([])
+        member = self._member
+        self._member = None
+        try:
+            if member is not None:
+                member.leave(revoke=True)
+                member.close()
+        finally:
+            self._subscription = None
+            self._pattern = None
+            self._manual = False
+            self._set_assignment([])
+        self._raise_listener_error()
 
     def _refresh_subscription(self, *, force: bool) -> None:
         if self._subscription is None and self._pattern is None:
@@ -275,6 +314,51 @@ class Consumer:
         if set(tps) != set(self._assigned):
             self._set_assignment(tps)
 
+    # ------------------------------------------------------------------ group hooks
+    # Called by the Membership, in this consumer's thread (inside poll, unsubscribe, close).
+    def group_revoke(self, tps: set[TopicPartition], *, lost: bool) -> None:
+        listener = self._listener
+        try:
+            if listener is not None and (tps or not lost):
+                if lost:
+                    listener.on_partitions_lost(set(tps))
+                else:
+                    listener.on_partitions_revoked(set(tps))
+        except Exception as e:
+            self._listener_error = self._listener_error or e
+        finally:
+            self._set_assignment(tp for tp in self._order if tp not in tps)
+
+    def group_assign(self, added: set[TopicPartition], all_assigned: set[TopicPartition]) -> None:
+        self._set_assignment(sorted(all_assigned))
+        listener = self._listener
+        try:
+            if listener is not None:
+                listener.on_partitions_assigned(set(added))
+        except Exception as e:
+            self._listener_error = self._listener_error or e
+
+    def group_assigned(self) -> set[TopicPartition]:
+        return set(self._assigned)
+
+    def group_consumed(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        return {
+            tp: OffsetAndMetadata(s.position)
+            for tp, s in self._assigned.items()
+            if s.position is not None and s.reset is None
+        }
+
+    def group_topics(self) -> tuple[str, ...]:
+        if self._pattern is not None:
+            return tuple(sorted(t for t in self._log.topics() if self._pattern.fullmatch(t)))
+        return tuple(sorted(self._subscription or ()))
+
+    def _raise_listener_error(self) -> None:
+        error = self._listener_error
+        if error is not None:
+            self._listener_error = None
+            raise error
+
     # ------------------------------------------------------------------ positions
     def _state(self, tp: TopicPartition) -> _PartitionState:
         state = self._assigned.get(tp)
@@ -286,6 +370,12 @@ class Consumer:
         """The position, applying a pending reset or the reset policy if there is none."""
         if state.reset is None and state.position is not None:
             return state.position
+        if state.reset is None and self._group_id is not None:
+            committed = self._offsets().committed(tp)
+            if committed is not None:
+                state.position = committed.offset
+                state.clear()
+                return state.position
         strategy = state.reset or self._reset_default
         if strategy == "none":
             raise NoOffsetForPartitionError(f"no position for {tp} and auto_offset_reset is 'none'")
@@ -375,23 +465,118 @@ class Consumer:
         return {tp for tp, s in self._assigned.items() if s.paused}
 
     # ------------------------------------------------------------------ commits
+    def _membership(self) -> Membership:
+        if self._group_id is None:
+            raise IllegalStateError("offset commits need a group_id")
+        if self._member is None:
+            # assign() with a group_id: commits as a standalone consumer (no joining)
+            self._member = Membership(self._log, self, self.config, self.client_id)
+        return self._member
+
+    def _offsets(self) -> Any:
+        return self._membership().offsets
+
+    def _check_offsets(
+        self, offsets: Mapping[TopicPartition, Any] | None
+    ) -> dict[TopicPartition, OffsetAndMetadata]:
+        if offsets is None:
+            return self.group_consumed()
+        if not isinstance(offsets, Mapping):
+            raise TypeError("offsets must be a mapping of TopicPartition to OffsetAndMetadata")
+        out: dict[TopicPartition, OffsetAndMetadata] = {}
+        for key, given in offsets.items():
+            (tp,) = _check_tps([key])
+            value = (
+                OffsetAndMetadata(given)
+                if isinstance(given, int) and not isinstance(given, bool)
+                else given
+            )
+            if not isinstance(value, tuple) or len(value) != 2:
+                raise TypeError(f"offset for {tp} must be an OffsetAndMetadata, not {value!r}")
+            offset, metadata = value
+            if isinstance(offset, bool) or not isinstance(offset, int):
+                raise TypeError(f"offset for {tp} must be an int, not {offset!r}")
+            if offset < 0:
+                raise ValueError(f"offset for {tp} must be >= 0, not {offset}")
+            if not isinstance(metadata, str):
+                raise TypeError(f"metadata for {tp} must be a str")
+            out[tp] = OffsetAndMetadata(offset, metadata)
+        return out
+
     def commit(self, offsets: Mapping[TopicPartition, Any] | None = None) -> None:
-        """Commit offsets for the consumer group (needs ``group_id`` and group management)."""
+        """Commit offsets for the group and wait until they are on disk.
+
+        ``offsets`` defaults to the position of every assigned partition (the
+        next offset after the records returned so far). Committed offset =
+        the next offset to read. Earlier ``commit_async`` calls complete (and
+        their callbacks run) first.
+
+        :raises CommitFailedError: this consumer is no longer a member of the
+            group, or no longer owns a partition being committed (the group
+            rebalanced, its session expired, or it did not poll within
+            ``max_poll_interval_ms``); or, for a consumer using ``assign()``,
+            the group has active members.
+        """
         self._check_open()
-        raise IllegalStateError(
-            "offset commits need a group_id and consumer-group support, not implemented yet"
-        )
+        checked = self._check_offsets(offsets)
+        member = self._membership()
+        if self._manual or (self._subscription is None and self._pattern is None):
+            member.wait_async()
+            member.run_async_callbacks()
+            member.commit_standalone(checked)
+            return
+        member.commit(checked)
 
     def commit_async(
-        self, offsets: Mapping[TopicPartition, Any] | None = None, callback: Any = None
+        self,
+        offsets: Mapping[TopicPartition, Any] | None = None,
+        callback: CommitCallback | None = None,
     ) -> None:
-        """See ``commit``."""
-        self.commit(offsets)
+        """Commit in the background; ``callback(offsets, exception)`` runs inside a later
+        ``poll``/``commit``/``close`` of this consumer, in call order (errors only reach
+        the callback, as in Kafka)."""
+        self._check_open()
+        if callback is not None and not callable(callback):
+            raise TypeError("callback must be callable")
+        checked = self._check_offsets(offsets)
+        member = self._membership()
+        member.commit_async(
+            checked,
+            callback,
+            standalone=self._manual or (self._subscription is None and self._pattern is None),
+        )
 
     def committed(self, tp: TopicPartition) -> int | None:
-        """The committed offset of ``tp`` for this group (None without a group)."""
+        """The group's committed offset of ``tp`` (the next offset to read), or None.
+
+        Needs no assignment. Without a ``group_id`` there is nothing committed: None.
+        """
         self._check_open()
-        return None
+        (tp,) = _check_tps([tp])
+        if self._group_id is None:
+            return None
+        found = self._offsets().committed(tp)
+        return None if found is None else found.offset
+
+    def _auto_commit_now(self, *, wait: bool) -> None:
+        offsets = self.group_consumed()
+        if not offsets:
+            return
+        member = self._membership()
+        standalone = self._manual or (self._subscription is None and self._pattern is None)
+        if wait:
+            try:
+                member.wait_async()
+                if standalone:
+                    member.commit_standalone(member.changed(offsets))
+                else:
+                    member.commit(member.changed(offsets))
+            except (CommitFailedError, OSError, IllegalStateError) as e:
+                _logger.warning("auto-commit on close of %s failed: %s", self.client_id, e)
+        else:
+            changed = member.changed(offsets)
+            if changed:
+                member.commit_async(changed, None, standalone=standalone)
 
     # ------------------------------------------------------------------ polling
     def poll(
@@ -424,7 +609,26 @@ class Consumer:
                 raise WakeupError("poll interrupted by wakeup()")
             if self._closed:  # by another thread while we waited
                 return {}
-            self._refresh_subscription(force=False)
+            member = self._member
+            if member is not None:
+                if member.active or member.need_join:
+                    if member.attention():
+                        member.step()
+                        self._raise_listener_error()
+                else:
+                    member.run_async_callbacks()  # a standalone consumer's commit_async
+            else:
+                self._refresh_subscription(force=False)
+            if (
+                self._auto_commit
+                and self._manual
+                and (member is None or not member.active)
+                and time.monotonic() >= self._next_auto_commit
+            ):
+                self._next_auto_commit = (
+                    time.monotonic() + self.config["auto_commit_interval_ms"] / 1000
+                )
+                self._auto_commit_now(wait=False)
             seen = self._log._append_count
             out = self._collect(limit)
             if out or self._closed:
@@ -572,13 +776,37 @@ class Consumer:
         self._log._notify_appended()
 
     def close(self) -> None:
-        """Stop the consumer. Idempotent; any thread. A blocked ``poll`` returns empty."""
+        """Stop the consumer. Idempotent. A blocked ``poll`` returns empty.
+
+        In a group: commits the positions if auto-commit is on (and waits for
+        ``commit_async`` calls), calls ``on_partitions_revoked``, and leaves
+        the group (a static member keeps its place until its session times
+        out). Callbacks run in the calling thread.
+        """
         if self._closed:
             return
-        self._closed = True
-        self._assigned = {}
-        self._order = []
-        self._log._notify_appended()
+        member = self._member
+        try:
+            if member is not None and self._pid == os.getpid():
+                try:
+                    if self._auto_commit:
+                        self._auto_commit_now(wait=True)
+                    try:
+                        member.wait_async()
+                    except OSError as e:
+                        _logger.warning("commits of %s still pending at close: %s", self, e)
+                    member.run_async_callbacks()
+                    if member.active or member.member_id is not None:
+                        member.leave(revoke=True)
+                finally:
+                    member.close()
+        finally:
+            self._closed = True
+            self._member = None
+            self._assigned = {}
+            self._order = []
+            self._log._notify_appended()
+        self._raise_listener_error()
 
     def __enter__(self) -> Consumer:
         return self
@@ -590,13 +818,95 @@ class Consumer:
         return f"<streamlog.Consumer {self.client_id} group={self._group_id!r}>"
 
     def metrics(self) -> dict[str, Any]:
-        """Lag per assigned partition (end offset minus position)."""
+        """Lag per assigned partition (end offset minus position), and the group membership."""
         self._check_open()
         lag = {}
         for tp, state in self._assigned.items():
             if state.position is not None:
                 lag[tp] = max(0, state.plog.end_offset - state.position)
-        return {"records-lag": lag}
+        out: dict[str, Any] = {"records-lag": lag, "records-lag-max": max(lag.values(), default=0)}
+        member = self._member
+        if member is not None:
+            out["group"] = {
+                "group_id": self._group_id,
+                "member_id": member.member_id,
+                "generation": member.generation,
+                "assignment": sorted(self._assigned),
+            }
+        return out
+
+    def current_lag(self, tp: TopicPartition) -> int | None:
+        """End offset minus position for an assigned partition (None if no position yet)."""
+        self._check_open()
+        state = self._state(tp)
+        if state.position is None or state.reset is not None:
+            return None
+        return max(0, state.plog.end_offset - state.position)
+
+    def group_metadata(self) -> dict[str, Any]:
+        """Kafka's ``groupMetadata()``: group id, generation, member id, instance id."""
+        self._check_open()
+        if self._group_id is None:
+            raise IllegalStateError("this consumer has no group_id")
+        member = self._member
+        return {
+            "group_id": self._group_id,
+            "generation_id": -1 if member is None else member.generation,
+            "member_id": "" if member is None or member.member_id is None else member.member_id,
+            "group_instance_id": self.config["group_instance_id"],
+        }
+
+    def enforce_rebalance(self) -> None:
+        """Ask for a rebalance; it happens at the next ``poll``."""
+        self._check_open()
+        if self._member is None or (self._subscription is None and self._pattern is None):
+            raise IllegalStateError("enforce_rebalance() needs subscribe() with a group_id")
+        self._member.need_join = True
+
+
+def _positive_int(cfg: Mapping[str, Any], name: str) -> int:
+    v = cfg[name]
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ConfigError(f"{name} must be a positive int (milliseconds); got {v!r}")
+    return v
+
+
+def _check_group_config(cfg: dict[str, Any], *, explicit_auto_commit: bool) -> None:
+    """Validate the group settings (before anything touches the disk)."""
+    from .._names import check_name  # noqa: PLC0415
+
+    group = cfg["group_id"]
+    if group is not None:
+        check_name("group_id", group)
+    elif explicit_auto_commit and cfg["enable_auto_commit"]:
+        raise ConfigError("enable_auto_commit=True needs a group_id (Kafka refuses it too)")
+    instance = cfg["group_instance_id"]
+    if instance is not None:
+        if group is None:
+            raise ConfigError("group_instance_id needs a group_id")
+        check_name("group_instance_id", instance)
+    if not isinstance(cfg["enable_auto_commit"], bool):
+        raise ConfigError("enable_auto_commit must be a bool")
+    for name in (
+        "session_timeout_ms",
+        "heartbeat_interval_ms",
+        "max_poll_interval_ms",
+        "auto_commit_interval_ms",
+        "metadata_max_age_ms",
+    ):
+        _positive_int(cfg, name)
+    if cfg["heartbeat_interval_ms"] >= cfg["session_timeout_ms"]:
+        raise ConfigError(
+            "heartbeat_interval_ms must be lower than session_timeout_ms "
+            f"({cfg['heartbeat_interval_ms']} >= {cfg['session_timeout_ms']})"
+        )
+    strategies = cfg["partition_assignment_strategy"]
+    if isinstance(strategies, str):
+        strategies = [strategies]
+    if not isinstance(strategies, (list, tuple)) or not strategies:
+        raise ConfigError("partition_assignment_strategy must be a name or a list of names")
+    for name in strategies:
+        get_assignor(name)
 
 
 def _check_tps(partitions: Iterable[TopicPartition]) -> list[TopicPartition]:

@@ -1,0 +1,601 @@
+"""A consumer's membership in a group: joining, syncing, heartbeats and offset commits.
+
+The Consumer owns one ``Membership`` when it subscribes with a ``group_id``.
+The group's state machine is ``coordination._group``; its files and the
+liveness handshake are ``coordination._groupstore``. This module is the
+member's side of the protocol, as Kafka's ``ConsumerCoordinator``:
+
+* ``poll`` calls ``step`` (cheap unless something changed: one memory read of
+  the group's version word and one clock read). ``step`` joins, gives up
+  partitions before a rebalance (eager: all of them, after an auto-commit and
+  ``on_partitions_revoked``; cooperative: only those of topics no longer
+  subscribed), adopts a completed assignment (``on_partitions_revoked`` for
+  what moved away in a cooperative round, then ``on_partitions_assigned``
+  with what is new, exactly once per completed rebalance) and rejoins at once
+  after a cooperative revocation. Every callback runs in the consumer's thread,
+  inside ``poll``.
+* A background thread heartbeats every ``heartbeat_interval_ms`` and, every
+  ``min(heartbeat_interval_ms, 100)`` ms, probes the other members (a dead
+  process is noticed through its released lock, a stopped one through its
+  stale heartbeat) and acts as the group's coordinator when something is due:
+  expiring members, timing out a rebalance, completing one, noticing new
+  partitions or topics. It also leaves the group (dynamic members) when
+  ``max_poll_interval_ms`` passes without a ``poll``.
+* A member reads a partition only while the group lists it as owned by the
+  member and its lease (last confirmed heartbeat + session timeout) holds:
+  ``poll`` renews the lease itself before returning records if the
+  heartbeat thread fell behind (a process resumed after SIGSTOP finds out it
+  was removed before it returns anything).
+* Commits take the group lock shared, check that this member still owns the
+  partitions, and append to the group's offset log (``fdatasync``\\ed): a
+  member that was removed, or whose partition moved, gets ``CommitFailedError``.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .._structs import OffsetAndMetadata, TopicPartition
+from ..coordination._assignors import COOPERATIVE, get_assignor
+from ..coordination._group import (
+    COMPLETING,
+    PREPARING,
+    STABLE,
+    GroupState,
+    InconsistentProtocolError,
+    StaleMemberError,
+)
+from ..coordination._groupstore import GroupStore, MemberFile
+from ..coordination._offsets import OffsetStore
+from ..errors import (
+    CommitFailedError,
+    FencedInstanceIdError,
+    InconsistentGroupProtocolError,
+    KafkaTimeoutError,
+    StreamlogError,
+)
+
+if TYPE_CHECKING:
+    from .._log import Log
+
+__all__ = ["Membership"]
+
+_log = logging.getLogger("streamlog.group")
+_MS = 1_000_000
+CommitCallback = Callable[[dict[TopicPartition, OffsetAndMetadata], BaseException | None], Any]
+
+
+class Hooks(Protocol):
+    """What the membership needs from its consumer (implemented by ``Consumer``)."""
+
+    def group_revoke(self, tps: set[TopicPartition], *, lost: bool) -> None: ...
+
+    def group_assign(
+        self, added: set[TopicPartition], all_assigned: set[TopicPartition]
+    ) -> None: ...
+
+    def group_assigned(self) -> set[TopicPartition]: ...
+
+    def group_consumed(self) -> dict[TopicPartition, OffsetAndMetadata]: ...
+
+    def group_topics(self) -> tuple[str, ...]: ...
+
+
+class Membership:
+    """The member side of the group protocol for one consumer (see the module docstring)."""
+
+    def __init__(self, log: Log, hooks: Hooks, cfg: Mapping[str, Any], client_id: str) -> None:
+        self.log = log
+        self.hooks = hooks
+        self.group_id: str = cfg["group_id"]
+        self.client_id = client_id
+        self.instance_id: str | None = cfg["group_instance_id"]
+        strategies = cfg["partition_assignment_strategy"]
+        if isinstance(strategies, str):
+            strategies = [strategies]
+        self.protocols = tuple(get_assignor(s).name for s in strategies)
+        self.cooperative = all(get_assignor(p).protocol == COOPERATIVE for p in self.protocols)
+        self.session_ms: int = cfg["session_timeout_ms"]
+        self.heartbeat_ms: int = cfg["heartbeat_interval_ms"]
+        self.max_poll_ms: int = cfg["max_poll_interval_ms"]
+        self.auto_commit: bool = cfg["enable_auto_commit"]
+        self.auto_commit_ms: int = cfg["auto_commit_interval_ms"]
+        self.metadata_ms: int = cfg["metadata_max_age_ms"]
+        self.store = GroupStore(log.path, self.group_id)
+        self.offsets = OffsetStore(log.path, self.group_id)
+        self.member_id: str | None = None
+        self.file: MemberFile | None = None
+        self.generation = -1
+        self.lease_until = 0
+        self.seen_version = -1
+        self.need_join = True
+        self.lost = False  # removed by the group (fenced) or gave up after max_poll_interval
+        self.fenced_instance = False
+        self.poll_expired = False
+        self.active = False
+        self.last_poll = time.monotonic_ns()
+        self.next_auto_commit = time.monotonic() + self.auto_commit_ms / 1000
+        self.committed_positions: dict[TopicPartition, int] = {}
+        self._mutex = threading.RLock()  # member state, between poll and heartbeat threads
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._async: collections.deque[
+            tuple[dict[TopicPartition, OffsetAndMetadata], CommitCallback | None, str, int]
+        ] = collections.deque()
+        self._async_done: collections.deque[
+            tuple[
+                CommitCallback | None, dict[TopicPartition, OffsetAndMetadata], BaseException | None
+            ]
+        ] = collections.deque()
+        self._async_cond = threading.Condition()
+        self._async_thread: threading.Thread | None = None
+        self._async_busy = 0
+
+    # ------------------------------------------------------------------ poll side
+    def attention(self) -> bool:
+        """Cheap check (every poll): must ``step`` run before records are returned?"""
+        if self.need_join or self.lost:
+            return True
+        if self.store.version() != self.seen_version:
+            return True
+        now = time.monotonic_ns()
+        self.last_poll = now
+        if now >= self.lease_until:
+            return True
+        return self.auto_commit and time.monotonic() >= self.next_auto_commit
+
+    def step(self) -> None:
+        """Bring this member up to date with the group (see the module docstring)."""
+        self.last_poll = time.monotonic_ns()
+        self.run_async_callbacks()
+        if self.fenced_instance:
+            raise FencedInstanceIdError(
+                f"another consumer joined group {self.group_id!r} with group_instance_id "
+                f"{self.instance_id!r}; this one is fenced"
+            )
+        if self.poll_expired:
+            self.poll_expired = False
+            self.lost = True
+        if self.member_id is not None and not self.lost:
+            now = time.monotonic_ns()
+            if now >= self.lease_until:
+                with self._mutex:
+                    self._heartbeat(now)
+        state = self.store.load()
+        self.seen_version = self.store.last_version
+        me = state.members.get(self.member_id) if self.member_id else None
+        if self.member_id is not None and (self.lost or me is None):
+            self._handle_lost(state)
+            me = None
+        if me is None:
+            self._join(state)
+            return
+        if state.needs_join(me.member_id) or self.need_join:
+            self._prepare_join(state)
+            self._join(state)
+            return
+        if (
+            me.synced < state.generation
+            and state.state in (COMPLETING, STABLE, PREPARING)
+            and me.joined != state.generation + 1
+        ):
+            self._sync(state)
+            return
+        if self.auto_commit and time.monotonic() >= self.next_auto_commit:
+            self.next_auto_commit = time.monotonic() + self.auto_commit_ms / 1000
+            offsets = self.changed(self.hooks.group_consumed())
+            if offsets:
+                self.commit_async(offsets, None)
+
+    def _handle_lost(self, state: GroupState) -> None:
+        was = self.hooks.group_assigned()
+        if self.instance_id is not None and any(
+            m.instance_id == self.instance_id and m.member_id != self.member_id
+            for m in state.members.values()
+        ):
+            self.fenced_instance = True
+        self._drop_file()
+        self.generation = -1
+        self.lost = False
+        self.need_join = True
+        self.hooks.group_revoke(was, lost=True)
+        if self.fenced_instance:
+            raise FencedInstanceIdError(
+                f"another consumer joined group {self.group_id!r} with group_instance_id "
+                f"{self.instance_id!r}; this one is fenced"
+            )
+
+    def _prepare_join(self, state: GroupState) -> None:
+        """Kafka's ``onJoinPrepare``: commit, then give up what the protocol says."""
+        assigned = self.hooks.group_assigned()
+        if self.auto_commit:
+            self._commit_quietly(self.changed(self.hooks.group_consumed()))
+        if self.cooperative:
+            wanted = set(self.hooks.group_topics())
+            gone = {tp for tp in assigned if tp.topic not in wanted}
+            if gone:
+                self.hooks.group_revoke(gone, lost=False)
+        else:
+            self.hooks.group_revoke(assigned, lost=False)
+
+    def _join(self, state: GroupState) -> None:
+        now = time.monotonic_ns()
+        if self.member_id is None or self.file is None:
+            base = self.instance_id or self.client_id
+            member_id = f"{base}-{uuid.uuid4()}"
+            with self._mutex:
+                self.file = self.store.create_member(member_id, now)
+                self.member_id = member_id
+                self.lease_until = now + self.session_ms * _MS
+        topics = self.hooks.group_topics()
+        owned = self.hooks.group_assigned()
+        try:
+            with self.store.transaction() as st:
+                st.join(
+                    member_id=self.member_id,
+                    client_id=self.client_id,
+                    instance_id=self.instance_id,
+                    topics=topics,
+                    protocols=self.protocols,
+                    owned=owned,
+                    session_timeout_ms=self.session_ms,
+                    rebalance_timeout_ms=self.max_poll_ms,
+                    now=time.monotonic_ns(),
+                )
+                self._complete(st)
+        except InconsistentProtocolError as e:
+            self._drop_file()
+            raise InconsistentGroupProtocolError(str(e)) from None
+        self.need_join = False
+        self.active = True
+        self.seen_version = -1  # look again at once: the join may have completed the round
+        self._start_thread()
+
+    def _complete(self, st: GroupState) -> None:
+        if st.state != PREPARING:
+            return
+        counts = self._counts(st.subscribed_topics())
+        st.maybe_complete(counts, get_assignor, time.monotonic_ns())
+
+    def _counts(self, topics: Iterable[str]) -> dict[str, int]:
+        out = {}
+        for t in topics:
+            meta = self.log._catalog.get(t)
+            if meta is not None:
+                out[t] = meta.partitions
+        return out
+
+    def _sync(self, state: GroupState) -> None:
+        assert self.member_id is not None
+        me = state.members[self.member_id]
+        generation = state.generation
+        new = set(me.assignment)
+        local = self.hooks.group_assigned()
+        revoked = local - new
+        if revoked:
+            if self.auto_commit:
+                self._commit_quietly(
+                    {
+                        tp: o
+                        for tp, o in self.changed(self.hooks.group_consumed()).items()
+                        if tp in revoked
+                    }
+                )
+            self.hooks.group_revoke(revoked, lost=False)
+        try:
+            with self.store.transaction() as st:
+                st.sync(self.member_id, generation)
+        except StaleMemberError:
+            self.seen_version = -1
+            return
+        self.generation = generation
+        added = new - local
+        self.next_auto_commit = time.monotonic() + self.auto_commit_ms / 1000
+        if revoked and self.cooperative:
+            self.need_join = True  # hand the revoked partitions out: a second round
+        self.hooks.group_assign(added, new)
+
+    # ------------------------------------------------------------------ heartbeat
+    def _heartbeat(self, now: int) -> None:
+        """One heartbeat; renews the lease, or finds out that this member was removed."""
+        f = self.file
+        if f is None or self.member_id is None:
+            return
+        if f.heartbeat(now):
+            self.lease_until = now + self.session_ms * _MS
+            return
+        # Fenced: the group removed this member, or a remover is deciding right now
+        # (it holds the lock while it does). Look under the lock.
+        with self.store.locked():
+            state = self.store._read()[0]
+            if self.member_id in state.members:
+                f.clear_fence()
+                if f.heartbeat(now):
+                    self.lease_until = now + self.session_ms * _MS
+                    return
+        self.lost = True
+
+    def _start_thread(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, name=f"streamlog-heartbeat-{self.client_id}", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        tick = min(self.heartbeat_ms, 100) / 1000
+        next_hb = 0
+        next_meta = 0.0
+        while not self._stop.wait(tick):
+            try:
+                with self._mutex:
+                    if self._stop.is_set() or self.member_id is None or self.poll_expired:
+                        continue
+                    now = time.monotonic_ns()
+                    if now - self.last_poll > self.max_poll_ms * _MS and self.active:
+                        self._poll_timeout()
+                        continue
+                    if now >= next_hb and not self.lost:
+                        self._heartbeat(now)
+                        next_hb = now + self.heartbeat_ms * _MS
+                    check_meta = time.monotonic() >= next_meta
+                    if check_meta:
+                        next_meta = time.monotonic() + self.metadata_ms / 1000
+                self._coordinate(check_meta)
+            except StreamlogError as e:  # a busy lock, a full disk: try again next tick
+                _log.debug("group %s heartbeat: %s", self.group_id, e)
+            except Exception:  # pragma: no cover - a bug; keep the member alive
+                _log.exception("group %s heartbeat failed", self.group_id)
+
+    def _poll_timeout(self) -> None:
+        """``max_poll_interval_ms`` passed without a poll: leave (dynamic members)."""
+        _log.warning(
+            "consumer %s of group %s did not poll within max_poll_interval_ms=%d; leaving "
+            "the group",
+            self.client_id,
+            self.group_id,
+            self.max_poll_ms,
+        )
+        self.active = False
+        self.poll_expired = True
+        if self.instance_id is None and self.member_id is not None:
+            with self.store.transaction() as st:
+                st.leave(self.member_id, time.monotonic_ns())
+        # A static member just stops heartbeating; its session times out. Either way the
+        # consumer's thread drops the member file at its next poll (and calls
+        # on_partitions_lost), since it may be using it right now.
+
+    def _coordinate(self, check_meta: bool) -> None:
+        """Act as the group's coordinator if anything is due."""
+        state = self.store.load()
+        now = time.monotonic_ns()
+        due = False
+        for m in state.members.values():
+            if m.member_id == self.member_id:
+                continue
+            alive, hb = self.store.probe(m.member_id)
+            if (m.alive and not alive) or hb + m.session_timeout_ms * _MS <= now:
+                due = True
+                break
+        if state.state == PREPARING:
+            if now >= state.rebalance_deadline or all(
+                m.joined == state.generation + 1 for m in state.members.values()
+            ):
+                due = True
+            if state.quarantine and min(state.quarantine.values()) <= now:
+                due = True
+        counts: dict[str, int] | None = None
+        if check_meta:
+            topics = self.hooks.group_topics()
+            me = state.members.get(self.member_id or "")
+            if me is not None and tuple(sorted(topics)) != me.topics:
+                self.need_join = True  # a pattern now matches other topics
+                self.log._notify_appended()
+            counts = self._counts(state.subscribed_topics())
+            if (
+                state.state in (STABLE, COMPLETING)
+                and {t: n for t, n in counts.items() if n > 0} != state.partition_counts
+            ):
+                due = True
+        if not due:
+            return
+        with self.store.transaction() as st:
+            if counts is not None:
+                st.check_partitions(self._counts(st.subscribed_topics()), time.monotonic_ns())
+            self._complete(st)
+        self.log._notify_appended()  # wake a waiting poll of this process
+
+    # ------------------------------------------------------------------ commits
+    def changed(
+        self, offsets: Mapping[TopicPartition, OffsetAndMetadata]
+    ) -> dict[TopicPartition, OffsetAndMetadata]:
+        return {tp: o for tp, o in offsets.items() if self.committed_positions.get(tp) != o.offset}
+
+    def commit(self, offsets: Mapping[TopicPartition, OffsetAndMetadata]) -> None:
+        """Synchronous commit (earlier async commits complete first)."""
+        self.wait_async()
+        self.run_async_callbacks()
+        self._commit(dict(offsets), self.member_id, self.generation)
+
+    def _commit(
+        self,
+        offsets: dict[TopicPartition, OffsetAndMetadata],
+        member_id: str | None,
+        generation: int,
+    ) -> None:
+        if not offsets:
+            return
+        if member_id is None or self.lost or self.poll_expired:
+            raise CommitFailedError(
+                f"commit failed: this consumer is not a member of group {self.group_id!r} "
+                "now (it left, was removed, or did not poll within max_poll_interval_ms); "
+                "poll() rejoins"
+            )
+        try:
+            with self.store.locked(exclusive=False):
+                state = self.store._read()[0]
+                try:
+                    state.validate_commit(member_id, generation, offsets)
+                except StaleMemberError as e:
+                    raise CommitFailedError(
+                        f"commit failed: {e}; the group has rebalanced since (poll() rejoins)"
+                    ) from None
+                self.offsets.commit(offsets, generation=generation, member_id=member_id)
+        except KafkaTimeoutError:
+            raise
+        for tp, o in offsets.items():
+            self.committed_positions[tp] = o.offset
+
+    def _commit_quietly(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        try:
+            self._commit(offsets, self.member_id, self.generation)
+        except StreamlogError as e:
+            _log.warning("auto-commit of group %s failed: %s", self.group_id, e)
+
+    def commit_standalone(self, offsets: Mapping[TopicPartition, OffsetAndMetadata]) -> None:
+        """A commit by a consumer using ``assign()``: accepted while the group has no
+        active members (Kafka's standalone consumer), with generation -1."""
+        if not offsets:
+            return
+        with self.store.locked(exclusive=False):
+            state = self.store._read()[0]
+            if state.members:
+                raise CommitFailedError(
+                    f"commit failed: group {self.group_id!r} has active members; a consumer "
+                    "using assign() may only commit for a group nobody is subscribed to"
+                )
+            self.offsets.commit(dict(offsets), generation=-1, member_id="")
+        for tp, o in offsets.items():
+            self.committed_positions[tp] = o.offset
+
+    def commit_async(
+        self,
+        offsets: Mapping[TopicPartition, OffsetAndMetadata],
+        callback: CommitCallback | None,
+        *,
+        standalone: bool = False,
+    ) -> None:
+        """Queue a commit; ``callback(offsets, exception)`` runs in a later poll/commit/close,
+        in call order."""
+        item = (
+            dict(offsets),
+            callback,
+            "" if standalone else (self.member_id or "-"),
+            self.generation,
+        )
+        with self._async_cond:
+            self._async.append(item)
+            self._async_busy += 1
+            if self._async_thread is None or not self._async_thread.is_alive():
+                self._async_thread = threading.Thread(
+                    target=self._async_run, name=f"streamlog-commit-{self.client_id}", daemon=True
+                )
+                self._async_thread.start()
+            self._async_cond.notify_all()
+
+    def _async_run(self) -> None:
+        while True:
+            with self._async_cond:
+                while not self._async:
+                    if not self._async_cond.wait(5.0) and not self._async:
+                        self._async_thread = None
+                        return
+                offsets, callback, member_id, generation = self._async[0]
+            error: BaseException | None = None
+            try:
+                if member_id == "":
+                    self.commit_standalone(offsets)
+                else:
+                    self._commit(offsets, None if member_id == "-" else member_id, generation)
+            except BaseException as e:  # reported to the callback, as Kafka does
+                error = e
+                if callback is None:
+                    _log.warning("async commit of group %s failed: %s", self.group_id, e)
+            with self._async_cond:
+                self._async.popleft()
+                self._async_done.append((callback, offsets, error))
+                self._async_busy -= 1
+                self._async_cond.notify_all()
+
+    def wait_async(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        with self._async_cond:
+            while self._async_busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise KafkaTimeoutError("async commits did not complete in time")
+                self._async_cond.wait(left)
+
+    def run_async_callbacks(self) -> None:
+        while self._async_done:
+            callback, offsets, error = self._async_done.popleft()
+            if callback is not None:
+                callback(offsets, error)
+
+    def committed(self, tp: TopicPartition) -> OffsetAndMetadata | None:
+        return self.offsets.committed(tp)
+
+    # ------------------------------------------------------------------ leaving
+    def _drop_file(self) -> None:
+        with self._mutex:
+            self._drop_file_locked()
+
+    def _drop_file_locked(self) -> None:
+        if self.file is not None:
+            path = self.file.path
+            self.file.close()
+            self.file = None
+            if self.member_id is not None:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+        self.member_id = None
+        self.lease_until = 0
+
+    def leave(self, *, revoke: bool) -> None:
+        """Stop being a member: revoke callback (if asked), leave (dynamic members), stop."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5.0)
+        with self._mutex:
+            if revoke and self.member_id is not None:
+                assigned = self.hooks.group_assigned()
+                if self.lost:
+                    self.hooks.group_revoke(assigned, lost=True)
+                else:
+                    self.hooks.group_revoke(assigned, lost=False)
+            if self.member_id is not None and self.instance_id is None and not self.lost:
+                try:
+                    with self.store.transaction() as st:
+                        st.leave(self.member_id, time.monotonic_ns())
+                except StreamlogError as e:
+                    _log.warning("leaving group %s failed: %s", self.group_id, e)
+            self._drop_file() if self.instance_id is None else self._release_static()
+            self.active = False
+            self.need_join = True
+            self.generation = -1
+
+    def _release_static(self) -> None:
+        # A static member does not leave: its place (and partitions) wait for a restart
+        # with the same group_instance_id until its session times out.
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        self.member_id = None
+        self.lease_until = 0
+
+    def close(self) -> None:
+        self._stop.set()
+        self.store.close()
+        self.offsets.close()
