@@ -182,7 +182,7 @@ class Membership:
             self._join(state)
             return
         if (
-            me.synced < state.generation
+            (me.synced < state.generation or self.generation != state.generation)
             and state.state in (COMPLETING, STABLE, PREPARING)
             and me.joined != state.generation + 1
         ):
