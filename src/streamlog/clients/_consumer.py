@@ -611,7 +611,7 @@ class Consumer:
                 return {}
             member = self._member
             if member is not None:
-                if member.active or member.need_join:
+                if self._subscription is not None or self._pattern is not None:
                     if member.attention():
                         member.step()
                         self._raise_listener_error()

@@ -141,7 +141,7 @@ class Membership:
     # ------------------------------------------------------------------ poll side
     def attention(self) -> bool:
         """Cheap check (every poll): must ``step`` run before records are returned?"""
-        if self.need_join or self.lost:
+        if self.need_join or self.lost or self.poll_expired:
             return True
         if self.store.version() != self.seen_version:
             return True
@@ -168,6 +168,19 @@ class Membership:
             if now >= self.lease_until:
                 with self._mutex:
                     self._heartbeat(now)
+        # A join may complete the round at once (a lone member, the last joiner), and a
+        # cooperative revocation rejoins at once: keep going while steps make progress.
+        for _ in range(4):
+            if not self._advance():
+                break
+        if self.auto_commit and time.monotonic() >= self.next_auto_commit:
+            self.next_auto_commit = time.monotonic() + self.auto_commit_ms / 1000
+            offsets = self.changed(self.hooks.group_consumed())
+            if offsets:
+                self.commit_async(offsets, None)
+
+    def _advance(self) -> bool:
+        """One protocol step; True if it changed something another step may build on."""
         state = self.store.load()
         self.seen_version = self.store.last_version
         me = state.members.get(self.member_id) if self.member_id else None
@@ -176,23 +189,19 @@ class Membership:
             me = None
         if me is None:
             self._join(state)
-            return
+            return True
         if state.needs_join(me.member_id) or self.need_join:
             self._prepare_join(state)
             self._join(state)
-            return
+            return True
         if (
             (me.synced < state.generation or self.generation != state.generation)
-            and state.state in (COMPLETING, STABLE, PREPARING)
+            and state.state in (COMPLETING, STABLE)
             and me.joined != state.generation + 1
         ):
             self._sync(state)
-            return
-        if self.auto_commit and time.monotonic() >= self.next_auto_commit:
-            self.next_auto_commit = time.monotonic() + self.auto_commit_ms / 1000
-            offsets = self.changed(self.hooks.group_consumed())
-            if offsets:
-                self.commit_async(offsets, None)
+            return True
+        return False
 
     def _handle_lost(self, state: GroupState) -> None:
         was = self.hooks.group_assigned()
