@@ -474,3 +474,27 @@ def test_consumer_metrics_and_lag(log: streamlog.Log) -> None:
     assert sum(m["records-lag"].values()) > 0
     assert c.group_metadata()["generation_id"] == 1
     c.close()
+
+
+@pytest.mark.parametrize("fsync", [False, True])
+def test_fsync_commits_decides_whether_a_commit_waits_for_the_disk(
+    log: streamlog.Log, fsync: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamlog._fs import fs
+
+    c = log.consumer("t", group_id="g", enable_auto_commit=False, fsync_commits=fsync, **FAST)
+    poll_until([c], lambda: len(c.assignment()) == 6)
+    c.commit({TopicPartition("t", 0): OffsetAndMetadata(0)})  # creates the file
+    synced: list[str | None] = []
+    real = fs.sync
+
+    def spy(fd: int, path: str | None = None) -> None:
+        synced.append(path)
+        real(fd, path)
+
+    monkeypatch.setattr(fs, "sync", spy)
+    c.commit({TopicPartition("t", 0): OffsetAndMetadata(1)})
+    assert any(p and p.endswith("offsets.log") for p in synced) == fsync
+    assert c.committed(TopicPartition("t", 0)) == 1
+    monkeypatch.undo()
+    c.close()

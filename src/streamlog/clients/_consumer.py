@@ -71,6 +71,9 @@ _DEFAULTS: dict[str, Any] = {
     "fetch_max_wait_ms": None,
     "request_timeout_ms": None,
     "metadata_max_age_ms": 1000,
+    # commit() returns after fdatasync (offsets survive power loss), not just after
+    # the write (offsets survive any process crash); see docs/groups.md
+    "fsync_commits": False,
 }
 _METADATA_TTL = 1.0
 _logger = logging.getLogger("streamlog.consumer")
@@ -885,8 +888,9 @@ def _check_group_config(cfg: dict[str, Any], *, explicit_auto_commit: bool) -> N
         if group is None:
             raise ConfigError("group_instance_id needs a group_id")
         check_name("group_instance_id", instance)
-    if not isinstance(cfg["enable_auto_commit"], bool):
-        raise ConfigError("enable_auto_commit must be a bool")
+    for flag in ("enable_auto_commit", "fsync_commits"):
+        if not isinstance(cfg[flag], bool):
+            raise ConfigError(f"{flag} must be a bool")
     for name in (
         "session_timeout_ms",
         "heartbeat_interval_ms",

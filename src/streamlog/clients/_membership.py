@@ -108,6 +108,7 @@ class Membership:
         self.auto_commit: bool = cfg["enable_auto_commit"]
         self.auto_commit_ms: int = cfg["auto_commit_interval_ms"]
         self.metadata_ms: int = cfg["metadata_max_age_ms"]
+        self.fsync_commits: bool = cfg["fsync_commits"]
         self.store = GroupStore(log.path, self.group_id)
         self.offsets = OffsetStore(log.path, self.group_id)
         self.member_id: str | None = None
@@ -451,14 +452,16 @@ class Membership:
             )
         try:
             with self.store.locked(exclusive=False):
-                state = self.store._read()[0]
+                state = self.store.load()
                 try:
                     state.validate_commit(member_id, generation, offsets)
                 except StaleMemberError as e:
                     raise CommitFailedError(
                         f"commit failed: {e}; the group has rebalanced since (poll() rejoins)"
                     ) from None
-                self.offsets.commit(offsets, generation=generation, member_id=member_id)
+                self.offsets.commit(
+                    offsets, generation=generation, member_id=member_id, sync=self.fsync_commits
+                )
         except KafkaTimeoutError:
             raise
         for tp, o in offsets.items():
@@ -476,13 +479,13 @@ class Membership:
         if not offsets:
             return
         with self.store.locked(exclusive=False):
-            state = self.store._read()[0]
+            state = self.store.load()
             if state.members:
                 raise CommitFailedError(
                     f"commit failed: group {self.group_id!r} has active members; a consumer "
                     "using assign() may only commit for a group nobody is subscribed to"
                 )
-            self.offsets.commit(dict(offsets), generation=-1, member_id="")
+            self.offsets.commit(dict(offsets), generation=-1, member_id="", sync=self.fsync_commits)
         for tp, o in offsets.items():
             self.committed_positions[tp] = o.offset
 

@@ -3,7 +3,7 @@
 Layout::
 
     <data>/meta/groups/<group>/
-      offsets.lock        filelock target; never deleted
+      offsets.lock        flock target; never deleted
       offsets.log         header, then records (below)
       offsets.log.tmp     only while a rewrite is in progress (or left by a crash during one)
 
@@ -28,7 +28,7 @@ wins. A commit is one record, so after a crash either all of its offsets are
 visible or none.
 
 Writers (``commit``, ``reset``, ``delete_partitions``) take a
-``threading.Lock`` and then ``offsets.lock`` (a ``filelock.FileLock``). Under
+``threading.Lock`` and then an exclusive ``flock`` on ``offsets.lock``. Under
 the lock a writer reads whatever other processes appended (see readers), cuts
 a torn tail left by a crashed writer, appends its record with one ``pwrite``
 and, with ``sync=True``, ``fdatasync``s the file before returning. The first
@@ -90,7 +90,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-import filelock
 import msgpack
 import xxhash
 
@@ -100,12 +99,12 @@ from .._structs import OffsetAndMetadata, TopicPartition
 from ..errors import (
     ClosedError,
     ConfigError,
-    LockTimeoutError,
     MetadataCorruptError,
     StorageIOError,
     UnsupportedFormatError,
 )
 from ..storage._datadir import DataDir
+from ..storage._state import AppendLock
 
 __all__ = ["OffsetStore"]
 
@@ -122,7 +121,6 @@ MAX_OFFSET = (1 << 63) - 1
 MAX_GENERATION = (1 << 31) - 1
 MIN_REWRITE_BYTES = 64 * 1024
 REWRITE_FACTOR = 8
-POLL_INTERVAL = 0.001  # seconds between attempts to take a held offsets.lock
 
 KIND_COMMIT = 1
 KIND_RESET = 2
@@ -281,10 +279,10 @@ class OffsetStore:
         self._pid = os.getpid()
         self._write_lock = threading.Lock()
         self._cache_lock = threading.Lock()
-        # thread_local=False: this store's threads are already serialized by _write_lock
-        self._flock = filelock.FileLock(
-            self.lock_path, timeout=self._lock_timeout, mode=0o600, thread_local=False
-        )
+        # Created at the first write (nothing exists before). A raw flock, not
+        # filelock: filelock reopens and resolves the lock file on every acquire
+        # (~200 us here), which halved the rate of synchronous commits.
+        self._flock: AppendLock | None = None
 
     def _enter(self) -> None:
         if self._closed:
@@ -413,24 +411,16 @@ class OffsetStore:
     @contextmanager
     def _file_lock(self) -> Iterator[None]:
         fs.makedirs(self.dir)
-        try:
-            # filelock polls a held lock; its default 50 ms would throttle writers
-            # in other processes to a handful of commits a second
-            self._flock.acquire(poll_interval=POLL_INTERVAL)
-        except filelock.Timeout as e:  # an OSError too: caught first
-            raise LockTimeoutError(
-                f"the offsets lock of group {self.group_id!r} was held by another process "
-                f"for more than {self._lock_timeout:.1f}s",
-                path=self.lock_path,
-            ) from e
-        except OSError as e:
-            raise StorageIOError(
-                e.errno or errno.EIO, e.strerror or str(e), e.filename or self.lock_path
-            ) from e
+        lock = self._flock
+        if lock is None:
+            lock = self._flock = AppendLock(
+                self.lock_path, self._lock_timeout, what=f"offsets lock of group {self.group_id!r}"
+            )
+        lock.acquire()
         try:
             yield
         finally:
-            self._flock.release()
+            lock.release()
 
     @staticmethod
     def _wire(

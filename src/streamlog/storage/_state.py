@@ -120,9 +120,10 @@ class AppendLock:
     description inherited across ``fork`` would share the parent's lock.
     """
 
-    def __init__(self, path: str, timeout: float) -> None:
+    def __init__(self, path: str, timeout: float, *, what: str = "append lock") -> None:
         self.path = path
         self.timeout = timeout
+        self.what = what
         self._thread_lock = threading.Lock()
         self._fd = -1
         self._pid = -1
@@ -141,7 +142,7 @@ class AppendLock:
         limit = self.timeout if timeout is None else timeout
         if not self._thread_lock.acquire(timeout=limit if limit >= 0 else -1):
             raise LockTimeoutError(
-                f"append lock still held by another thread after {limit:.3f}s", path=self.path
+                f"{self.what} still held by another thread after {limit:.3f}s", path=self.path
             )
         try:
             if self._pid != os.getpid():
@@ -162,8 +163,8 @@ class AppendLock:
                     pass
                 if time.monotonic() >= deadline:
                     raise LockTimeoutError(
-                        f"append lock held by another process for more than {limit:.3f}s "
-                        "(a stopped or hung producer?)",
+                        f"{self.what} held by another process for more than {limit:.3f}s "
+                        "(a stopped or hung process?)",
                         path=self.path,
                     )
                 delay = min(delay * 2, 0.002)
