@@ -498,3 +498,26 @@ def test_fsync_commits_decides_whether_a_commit_waits_for_the_disk(
     assert c.committed(TopicPartition("t", 0)) == 1
     monkeypatch.undo()
     c.close()
+
+
+def test_close_from_another_thread_leaves_the_group(log: streamlog.Log) -> None:
+    import os
+
+    produce(log, 20)
+    c = log.consumer("t", group_id="g", **FAST)
+    got: list[streamlog.ConsumerRecord] = []
+
+    def iterate() -> None:
+        got.extend(c)  # blocks until closed
+
+    t = threading.Thread(target=iterate)
+    t.start()
+    deadline = time.monotonic() + 10
+    while len(got) < 20 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    c.close()
+    t.join(timeout=10)
+    assert not t.is_alive() and len(got) == 20
+    assert log.describe_group("g").members == ()
+    members_dir = os.path.join(log.path, "meta", "groups", "g", "members")
+    assert os.listdir(members_dir) == []

@@ -121,6 +121,7 @@ class Membership:
         self.fenced_instance = False
         self.poll_expired = False
         self.active = False
+        self.closed = False
         self.last_poll = time.monotonic_ns()
         self.next_auto_commit = time.monotonic() + self.auto_commit_ms / 1000
         self.committed_positions: dict[TopicPartition, int] = {}
@@ -154,6 +155,8 @@ class Membership:
 
     def step(self) -> None:
         """Bring this member up to date with the group (see the module docstring)."""
+        if self.closed:
+            return  # closed by another thread meanwhile: never join again
         self.last_poll = time.monotonic_ns()
         self.run_async_callbacks()
         if self.fenced_instance:
@@ -236,37 +239,41 @@ class Membership:
             self.hooks.group_revoke(assigned, lost=False)
 
     def _join(self, state: GroupState) -> None:
-        now = time.monotonic_ns()
-        if self.member_id is None or self.file is None:
-            base = self.instance_id or self.client_id
-            member_id = f"{base}-{uuid.uuid4()}"
-            with self._mutex:
+        topics = self.hooks.group_topics()
+        owned = self.hooks.group_assigned()
+        # Under the mutex as a whole, so that a close() from another thread either
+        # sees the member (and makes it leave) or stops the join before it starts.
+        with self._mutex:
+            if self.closed:
+                return
+            now = time.monotonic_ns()
+            if self.member_id is None or self.file is None:
+                base = self.instance_id or self.client_id
+                member_id = f"{base}-{uuid.uuid4()}"
                 self.file = self.store.create_member(member_id, now)
                 self.member_id = member_id
                 self.lease_until = now + self.session_ms * _MS
-        topics = self.hooks.group_topics()
-        owned = self.hooks.group_assigned()
-        try:
-            with self.store.transaction() as st:
-                st.join(
-                    member_id=self.member_id,
-                    client_id=self.client_id,
-                    instance_id=self.instance_id,
-                    topics=topics,
-                    protocols=self.protocols,
-                    owned=owned,
-                    session_timeout_ms=self.session_ms,
-                    rebalance_timeout_ms=self.max_poll_ms,
-                    now=time.monotonic_ns(),
-                )
-                self._complete(st)
-        except InconsistentProtocolError as e:
-            self._drop_file()
-            raise InconsistentGroupProtocolError(str(e)) from None
-        self.need_join = False
-        self.active = True
-        self.seen_version = -1  # look again at once: the join may have completed the round
-        self._start_thread()
+            try:
+                with self.store.transaction() as st:
+                    st.join(
+                        member_id=self.member_id,
+                        client_id=self.client_id,
+                        instance_id=self.instance_id,
+                        topics=topics,
+                        protocols=self.protocols,
+                        owned=owned,
+                        session_timeout_ms=self.session_ms,
+                        rebalance_timeout_ms=self.max_poll_ms,
+                        now=time.monotonic_ns(),
+                    )
+                    self._complete(st)
+            except InconsistentProtocolError as e:
+                self._drop_file()
+                raise InconsistentGroupProtocolError(str(e)) from None
+            self.need_join = False
+            self.active = True
+            self.seen_version = -1  # look again at once: the join may have completed the round
+            self._start_thread()
 
     def _complete(self, st: GroupState) -> None:
         if st.state != PREPARING:
@@ -575,7 +582,12 @@ class Membership:
         self.lease_until = 0
 
     def leave(self, *, revoke: bool) -> None:
-        """Stop being a member: revoke callback (if asked), leave (dynamic members), stop."""
+        """Stop being a member: revoke callback (if asked), leave (dynamic members), stop.
+
+        Final: this membership never joins again (a new ``subscribe`` makes a new one).
+        """
+        with self._mutex:
+            self.closed = True
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
