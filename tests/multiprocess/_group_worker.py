@@ -1,6 +1,6 @@
 """A consumer-group member process for test_groups_multiprocess (and the chaos soak).
 
-``python _group_worker.py DATA TOPIC NAME OUTDIR [STRATEGY] [INSTANCE_ID]``
+``python _group_worker.py DATA TOPIC NAME OUTDIR [STRATEGY[,STRATEGY...]] [INSTANCE_ID]``
 
 Subscribes to TOPIC in group ``g`` (explicit commits: after every poll, and
 for revoked partitions inside ``on_partitions_revoked``) and appends one JSON
@@ -80,7 +80,7 @@ def _control(path: str) -> str:
 
 def main() -> None:
     data, topic, name, outdir = sys.argv[1:5]
-    strategy = sys.argv[5] if len(sys.argv) > 5 else "range"
+    strategies = (sys.argv[5] if len(sys.argv) > 5 else "range").split(",")
     instance = sys.argv[6] if len(sys.argv) > 6 and sys.argv[6] != "-" else None
     ctl = os.path.join(outdir, f"{name}.ctl")
     with streamlog.open(data) as log, open(os.path.join(outdir, f"{name}.jsonl"), "a") as out:
@@ -94,7 +94,7 @@ def main() -> None:
             session_timeout_ms=1000,
             heartbeat_interval_ms=100,
             max_poll_interval_ms=20000,
-            partition_assignment_strategy=strategy,
+            partition_assignment_strategy=strategies,
         )
         rec.consumer = consumer
         consumer.subscribe([topic], listener=rec)

@@ -236,7 +236,8 @@ def check_history(
     }
 
 
-def test_group_chaos(tmp_path: Any) -> None:
+@pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
+def test_group_chaos(tmp_path: Any, strategy: str) -> None:
     data = os.path.join(str(tmp_path), "data")
     outdir = str(tmp_path)
     with streamlog.open(data) as log:
@@ -248,7 +249,7 @@ def test_group_chaos(tmp_path: Any) -> None:
         members = Members(data, outdir)
         try:
             for name in ("a", "b", "c"):
-                members.start(name)
+                members.start(name, strategy)
             wait_for("3 members", stable_with(sampler, 3))
 
             members.procs["a"].kill()
@@ -262,7 +263,7 @@ def test_group_chaos(tmp_path: Any) -> None:
             members.procs["b"].send_signal(signal.SIGCONT)
             wait_for("b back", stable_with(sampler, 2))
 
-            members.start("d")
+            members.start("d", strategy)
             wait_for("d joined", stable_with(sampler, 3))
             time.sleep(0.3)
         finally:
@@ -338,3 +339,85 @@ def test_static_member_restart_keeps_its_partitions(tmp_path: Any) -> None:
         sampler.stop.set()
         sampler.join()
     assert not sampler.history.problems, sampler.history.problems
+
+
+@pytest.mark.soak
+def test_group_chaos_soak(tmp_path: Any) -> None:
+    """Many rounds of random kills, stops past the session timeout, clean exits and joins,
+    with a producer running; the same history checks. ``STREAMLOG_SOAK_REBALANCES``
+    (default 200) sets how many rebalances to reach."""
+    import random
+
+    target = int(os.environ.get("STREAMLOG_SOAK_REBALANCES", "200"))
+    rng = random.Random(int(os.environ.get("STREAMLOG_SOAK_SEED", "1")))
+    data = os.path.join(str(tmp_path), "data")
+    outdir = str(tmp_path)
+    counts = {"kill": 0, "stop": 0, "exit": 0, "join": 0}
+    with streamlog.open(data) as log:
+        log.create_topic(TOPIC, PARTITIONS)
+        sampler = Sampler(data)
+        sampler.start()
+        producer = Producer(log)
+        producer.start()
+        members = Members(data, outdir)
+        live: list[str] = []
+        serial = 0
+
+        def start() -> None:
+            nonlocal serial
+            serial += 1
+            name = f"m{serial}"
+            members.start(name, ",".join(rng.sample(["range", "roundrobin", "sticky"], 3)))
+            live.append(name)
+
+        try:
+            for _ in range(3):
+                start()
+            wait_for("3 members", stable_with(sampler, 3))
+            start_gen = sampler.latest.generation if sampler.latest else 0
+            while (sampler.latest.generation if sampler.latest else 0) - start_gen < target:
+                action = rng.choice(["kill", "stop", "exit", "join"] if len(live) > 1 else ["join"])
+                if action == "join" and len(live) >= 5:
+                    action = "kill"
+                counts[action] += 1
+                if action == "join":
+                    start()
+                else:
+                    name = rng.choice(live)
+                    if action == "kill":
+                        members.procs[name].kill()
+                        live.remove(name)
+                    elif action == "exit":
+                        members.control(name, "exit")
+                        live.remove(name)
+                    else:
+                        members.control(name, "stop")
+                        wait_for(
+                            "self-stop",
+                            lambda n=name: any(  # type: ignore[misc]
+                                e["e"] == "self-stop" for e in members.events(n)
+                            ),
+                        )
+                        wait_for("expiry", stable_with(sampler, len(live) - 1))
+                        members.procs[name].send_signal(signal.SIGCONT)
+                wait_for(f"stable after {action}", stable_with(sampler, len(live)), timeout=30)
+            end_gen = sampler.latest.generation if sampler.latest else 0
+        finally:
+            producer.stop.set()
+            producer.join(timeout=30)
+        acked = dict(producer.acked)
+        ends = {p: log.partition(TOPIC, p).end_offset for p in range(PARTITIONS)}
+
+        def drained() -> bool:
+            c = sampler.history.committed[-1][1] if sampler.history.committed else {}
+            return all(c.get(TopicPartition(TOPIC, p), 0) == ends[p] for p in range(PARTITIONS))
+
+        wait_for("everything consumed and committed", drained, timeout=60)
+        members.stop_all()
+        sampler.stop.set()
+        sampler.join()
+    figures = check_history(members, sorted(members.procs), sampler.history, acked)
+    print(
+        f"\ngroup chaos soak: {end_gen - start_gen} rebalances, actions {counts}, "
+        f"{len(sampler.history.states)} states sampled, double-owned 0, {figures}"
+    )
