@@ -73,6 +73,10 @@ class Sampler(threading.Thread):
             state = self.store._read()[0]
             self.latest = state
             self.history.states.append((now, state))
+            try:
+                state._check()  # every invariant of the state machine, on every sample
+            except AssertionError as e:
+                self.history.problems.append(f"sampled state breaks an invariant: {e}")
             owners: dict[int, str] = {}
             for m in state.members.values():
                 for tp in m.owned:
