@@ -105,8 +105,7 @@ class Producer(threading.Thread):
         i = 0
         while not self.stop.is_set():
             futures = [
-                self.producer.send(TOPIC, b"v%d" % (i + k), key=b"k%d" % (i + k))
-                for k in range(20)
+                self.producer.send(TOPIC, b"v%d" % (i + k), key=b"k%d" % (i + k)) for k in range(20)
             ]
             i += 20
             for f in futures:
@@ -179,6 +178,26 @@ def stable_with(sampler: Sampler, n: int) -> Callable[[], bool]:
         return len(given) == PARTITIONS == len(set(given))
 
     return check
+
+
+def drain(
+    log: streamlog.Log, producer: Producer, sampler: Sampler, members: Members
+) -> dict[int, int]:
+    """Once the producer stopped: wait until the group committed everything, stop the members
+    and the sampler; returns what was acknowledged (partition -> end)."""
+    acked = dict(producer.acked)
+    ends = {p: log.partition(TOPIC, p).end_offset for p in range(PARTITIONS)}
+    assert all(ends[p] >= acked.get(p, 0) for p in range(PARTITIONS))
+
+    def drained() -> bool:
+        c = sampler.history.committed[-1][1] if sampler.history.committed else {}
+        return all(c.get(TopicPartition(TOPIC, p), 0) == ends[p] for p in range(PARTITIONS))
+
+    wait_for("everything consumed and committed", drained, timeout=60)
+    members.stop_all()
+    sampler.stop.set()
+    sampler.join()
+    return acked
 
 
 def check_history(
@@ -273,18 +292,7 @@ def test_group_chaos(tmp_path: Any, strategy: str) -> None:
         finally:
             producer.stop.set()
             producer.join(timeout=30)
-        acked = dict(producer.acked)
-        ends = {p: log.partition(TOPIC, p).end_offset for p in range(PARTITIONS)}
-        assert all(ends[p] >= acked.get(p, 0) for p in range(PARTITIONS))
-
-        def drained() -> bool:
-            c = sampler.history.committed[-1][1] if sampler.history.committed else {}
-            return all(c.get(TopicPartition(TOPIC, p), 0) == ends[p] for p in range(PARTITIONS))
-
-        wait_for("everything consumed and committed", drained, timeout=30)
-        members.stop_all()
-        sampler.stop.set()
-        sampler.join()
+        acked = drain(log, producer, sampler, members)
 
     b_events = members.events("b")
     stop_i = next(i for i, e in enumerate(b_events) if e["e"] == "self-stop")
@@ -325,9 +333,7 @@ def test_static_member_restart_keeps_its_partitions(tmp_path: Any) -> None:
         members.start("s1-again", instance="inst-1")
         wait_for(
             "restarted static member",
-            lambda: any(
-                ev["e"] == "assigned" for ev in members.events("s1-again")
-            ),
+            lambda: any(ev["e"] == "assigned" for ev in members.events("s1-again")),
         )
         after = sampler.latest
         assert after is not None and after.generation == gen, "a rebalance happened"
@@ -409,17 +415,7 @@ def test_group_chaos_soak(tmp_path: Any) -> None:
         finally:
             producer.stop.set()
             producer.join(timeout=30)
-        acked = dict(producer.acked)
-        ends = {p: log.partition(TOPIC, p).end_offset for p in range(PARTITIONS)}
-
-        def drained() -> bool:
-            c = sampler.history.committed[-1][1] if sampler.history.committed else {}
-            return all(c.get(TopicPartition(TOPIC, p), 0) == ends[p] for p in range(PARTITIONS))
-
-        wait_for("everything consumed and committed", drained, timeout=60)
-        members.stop_all()
-        sampler.stop.set()
-        sampler.join()
+        acked = drain(log, producer, sampler, members)
     figures = check_history(members, sorted(members.procs), sampler.history, acked)
     print(
         f"\ngroup chaos soak: {end_gen - start_gen} rebalances, actions {counts}, "
