@@ -521,3 +521,24 @@ def test_close_from_another_thread_leaves_the_group(log: streamlog.Log) -> None:
     assert log.describe_group("g").members == ()
     members_dir = os.path.join(log.path, "meta", "groups", "g", "members")
     assert os.listdir(members_dir) == []
+
+
+def test_positions_of_unread_partitions_are_committed_too(log: streamlog.Log) -> None:
+    # Kafka resolves every assigned partition's position in poll and commits them all,
+    # so a partition nothing was read from yet does not fall back to the reset policy.
+    with log.producer() as p:
+        for i in range(5):
+            p.send("t", b"%d" % i, partition=0)
+    cfg = dict(FAST, max_poll_records=1)
+    c = log.consumer("t", group_id="g", **cfg)
+    assert c.poll(timeout_ms=1000)  # one record of partition 0; the others never fetched
+    c.close()  # commits every position: 1 for partition 0, 0 for the others
+    with log.producer() as p:
+        p.send("t", b"while-away", partition=4)
+    c2 = log.consumer("t", group_id="g", **dict(cfg, auto_offset_reset="latest"))
+    got: dict[str, list[streamlog.ConsumerRecord]] = {}
+    poll_until([c2], lambda: sum(len(v) for v in got.values()) >= 5, sink=got)
+    assert sorted(r.value or b"" for rs in got.values() for r in rs) == [
+        b"1", b"2", b"3", b"4", b"while-away"
+    ]
+    c2.close()

@@ -180,6 +180,7 @@ class Consumer:
         self._iter_state: _PartitionState | None = None
         self._iter_left = 0
         self._pid = os.getpid()
+        self._unresolved = False
         self._listener: ConsumerRebalanceListener | None = None
         self._listener_error: BaseException | None = None
         self._member: Membership | None = None
@@ -222,6 +223,7 @@ class Consumer:
         self._assigned = new
         self._order = sorted(new)
         self._next = 0
+        self._unresolved = True
 
     def assignment(self) -> set[TopicPartition]:
         """The partitions this consumer reads."""
@@ -388,6 +390,18 @@ class Consumer:
         state.clear()
         return state.position
 
+    def _resolve_all(self) -> None:
+        """Give every assigned partition a position now, as Kafka's poll does, so that
+        commits cover partitions nothing was read from yet (and a reset to "latest" is
+        the end at this poll, not at some later commit)."""
+        self._unresolved = False
+        for tp, state in list(self._assigned.items()):
+            if state.position is None or state.reset is not None:
+                try:
+                    self._resolve(tp, state)
+                except NoOffsetForPartitionError:
+                    pass  # raised by the fetch of that partition, in order
+
     def position(self, tp: TopicPartition) -> int:
         """The offset of the next record ``poll`` will return for ``tp``."""
         self._check_open()
@@ -419,6 +433,7 @@ class Consumer:
             state = self._state(tp)
             state.reset = where
             state.clear()
+        self._unresolved = True
 
     def beginning_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         """The log start offset of each partition."""
@@ -632,6 +647,8 @@ class Consumer:
                     time.monotonic() + self.config["auto_commit_interval_ms"] / 1000
                 )
                 self._auto_commit_now(wait=False)
+            if self._unresolved and self._group_id is not None:
+                self._resolve_all()
             seen = self._log._append_count
             out = self._collect(limit)
             if out or self._closed:
