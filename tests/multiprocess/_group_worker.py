@@ -99,7 +99,10 @@ def main() -> None:
         rec.consumer = consumer
         consumer.subscribe([topic], listener=rec)
         print("READY", flush=True)
+        parent = os.getppid()
         while True:
+            if os.getppid() != parent:
+                break  # the test run died: do not linger as an orphan
             command = _control(ctl)
             if command == "exit":
                 break
