@@ -542,3 +542,22 @@ def test_positions_of_unread_partitions_are_committed_too(log: streamlog.Log) ->
         b"1", b"2", b"3", b"4", b"while-away"
     ]
     c2.close()
+
+
+def test_commit_async_batches_but_reports_each_call(log: streamlog.Log) -> None:
+    c1 = log.consumer("t", group_id="g", enable_auto_commit=False, **FAST)
+    c2 = log.consumer("t", group_id="g", enable_auto_commit=False, **FAST)
+    poll_until([c1, c2], lambda: len(c1.assignment()) == 3 and len(c2.assignment()) == 3)
+    mine, theirs = min(c1.assignment()), min(c2.assignment())
+    seen: list[tuple[int, bool]] = []
+    for i in range(200):
+        target = theirs if i == 100 else mine
+        c1.commit_async(
+            {target: OffsetAndMetadata(i)},
+            lambda offsets, exc, i=i: seen.append((i, exc is None)),  # type: ignore[misc]
+        )
+    c1.commit({mine: OffsetAndMetadata(500)})
+    assert seen == [(i, i != 100) for i in range(200)]
+    assert c1.committed(mine) == 500 and c1.committed(theirs) != 100
+    c1.close()
+    c2.close()

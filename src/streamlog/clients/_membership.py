@@ -528,22 +528,41 @@ class Membership:
                     if not self._async_cond.wait(5.0) and not self._async:
                         self._async_thread = None
                         return
-                offsets, callback, member_id, generation = self._async[0]
-            error: BaseException | None = None
-            try:
-                if member_id == "":
-                    self.commit_standalone(offsets)
-                else:
-                    self._commit(offsets, None if member_id == "-" else member_id, generation)
-            except BaseException as e:  # reported to the callback, as Kafka does
-                error = e
-                if callback is None:
-                    _log.warning("async commit of group %s failed: %s", self.group_id, e)
+                # Calls queued meanwhile by the same member and generation go to disk as
+                # one record (later offsets win): one write and one sync for all of them.
+                _o, _c, member_id, generation = self._async[0]
+                batch = []
+                for item in self._async:
+                    if item[2] != member_id or item[3] != generation:
+                        break
+                    batch.append(item)
+            merged: dict[TopicPartition, OffsetAndMetadata] = {}
+            for offsets, *_rest in batch:
+                merged.update(offsets)
+            results = [self._async_commit(merged, member_id, generation)] * len(batch)
+            if results[0] is not None and len(batch) > 1:
+                # one of them may be the culprit: each call gets its own outcome
+                results = [self._async_commit(o, member_id, generation) for o, *_r in batch]
             with self._async_cond:
-                self._async.popleft()
-                self._async_done.append((callback, offsets, error))
-                self._async_busy -= 1
+                for (offsets, callback, _m, _g), error in zip(batch, results, strict=True):
+                    self._async.popleft()
+                    if error is not None and callback is None:
+                        _log.warning("async commit of group %s failed: %s", self.group_id, error)
+                    self._async_done.append((callback, offsets, error))
+                    self._async_busy -= 1
                 self._async_cond.notify_all()
+
+    def _async_commit(
+        self, offsets: dict[TopicPartition, OffsetAndMetadata], member_id: str, generation: int
+    ) -> BaseException | None:
+        try:
+            if member_id == "":
+                self.commit_standalone(offsets)
+            else:
+                self._commit(offsets, None if member_id == "-" else member_id, generation)
+        except Exception as e:  # reported to the callback, as Kafka does
+            return e
+        return None
 
     def wait_async(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
