@@ -312,6 +312,8 @@ class GroupState:
         if old is not None:
             return self._replace_static(old, new, now)
         self.members[member_id] = new
+        if self.leader not in self.members:
+            self.leader = member_id  # Kafka: the first joiner leads
         self.trigger(now)
         if self.state == PREPARING:
             new.joined = self.generation + 1
@@ -332,7 +334,12 @@ class GroupState:
         same = old.topics == new.topics and old.protocols == new.protocols
         new.assignment = old.assignment
         self.members[new.member_id] = new
-        if free and same and self.state in (STABLE, COMPLETING) and old.synced == self.generation:
+        if (
+            free
+            and same
+            and self.state in (STABLE, COMPLETING)
+            and (old.synced == self.generation or not old.alive)
+        ):
             # Kafka's static membership: the restarted member gets its partitions back,
             # with no rebalance.
             new.owned = old.assignment
@@ -480,7 +487,8 @@ class GroupState:
             m.assignment = _tps(result.get(m.member_id, ()))
             # Granted partitions are the member's from now on; what it must give up stays
             # its own until it syncs (cooperative revocation).
-            m.owned = tuple(sorted(set(m.owned) | set(m.assignment)))
+            # (a dead static member's share waits for its restart, owned by nobody)
+            m.owned = tuple(sorted(set(m.owned) | set(m.assignment))) if m.alive else ()
             m.owned_generation = self.generation
             m.synced = -1
         self.state = COMPLETING
