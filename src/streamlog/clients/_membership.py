@@ -270,6 +270,12 @@ class Membership:
             except InconsistentProtocolError as e:
                 self._drop_file()
                 raise InconsistentGroupProtocolError(str(e)) from None
+            except StaleMemberError:
+                # removed between our look at the state and this join: drop what we
+                # read (on_partitions_lost) and join afresh at the next step
+                self.lost = True
+                self.seen_version = -1
+                return
             self.need_join = False
             self.active = True
             self.seen_version = -1  # look again at once: the join may have completed the round

@@ -87,6 +87,12 @@ class InconsistentProtocolError(Exception):
     """A joining member shares no assignor with the members already in the group."""
 
 
+def _mapping(value: Any) -> Mapping[Any, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"expected an object, not {type(value).__name__}")
+    return value
+
+
 def _tps(items: Iterable[Any]) -> tuple[TopicPartition, ...]:
     return tuple(sorted({TopicPartition(str(t), int(p)) for t, p in items}))
 
@@ -196,7 +202,7 @@ class GroupState:
             protocol=None if protocol is None else str(protocol),
             leader=None if leader is None else str(leader),
             members={m.member_id: m for m in members},
-            partition_counts={str(t): int(n) for t, n in d["partition_counts"].items()},
+            partition_counts={str(t): int(n) for t, n in _mapping(d["partition_counts"]).items()},
             rebalance_deadline=int(d["rebalance_deadline"]),
             quarantine={TopicPartition(str(t), int(p)): int(u) for t, p, u in d["quarantine"]},
         )
@@ -275,6 +281,7 @@ class GroupState:
         now: int,
     ) -> Member:
         """A member (new, static restart or known) asks to take part in the next generation."""
+        owned = tuple(owned)
         if not protocols:
             raise ValueError("a member needs at least one assignor")
         others = [m for m in self.members.values() if m.member_id != member_id]
@@ -297,6 +304,13 @@ class GroupState:
                 self.trigger(now)
             known.joined = self.generation + 1
             return known
+        if owned:
+            # Only a member the group removed (expired, late, fenced) can claim to hold
+            # partitions under an id the group does not know: it must drop them first.
+            raise StaleMemberError(
+                f"{member_id} is not a member of group {self.group_id!r}; it must give up "
+                "its partitions and join as a new member"
+            )
         new = Member(
             member_id=member_id,
             client_id=client_id,
@@ -346,9 +360,8 @@ class GroupState:
             new.owned_generation = self.generation
             new.synced = self.generation
             return new
-        if free:
-            new.owned = old.owned
-            new.owned_generation = old.owned_generation
+        # otherwise the new process holds nothing yet (the old one's partitions are free,
+        # or quarantined); a rebalance hands them out
         self.trigger(now)
         if self.state == PREPARING:
             new.joined = self.generation + 1
@@ -378,6 +391,7 @@ class GroupState:
             # static: keep its place (and assignment) until its session times out
             m.alive = False
             m.owned = ()
+            self._maybe_stable()
             return
         del self.members[member_id]
         self._after_removal(member_id, now)
@@ -454,7 +468,7 @@ class GroupState:
             return False
         if any(m.joined != self.generation + 1 for m in self.members.values()):
             return False
-        if self.quarantine and min(self.quarantine.values()) > now:
+        if self.quarantine and max(self.quarantine.values()) > now:
             return False
         self.quarantine.clear()
         if not self.members:
@@ -464,7 +478,10 @@ class GroupState:
         assignor = assignor_for(protocol)
         wanted = self.subscribed_topics()
         usable = {t: n for t, n in counts.items() if t in wanted and n > 0}
-        subs = [
+        # What each member holds now (the safety filter works on this), and what it
+        # claims for stickiness: eager members rejoin holding nothing, so their claim is
+        # their previous share, which Kafka's eager sticky assignor sends as userData.
+        held = [
             MemberSubscription(
                 member_id=m.member_id,
                 topics=frozenset(m.topics),
@@ -474,9 +491,21 @@ class GroupState:
             )
             for m in self.members.values()
         ]
-        result = assignor.assign(usable, subs)
+        claims = [
+            sub
+            if sub.owned or not m.assignment
+            else MemberSubscription(
+                member_id=m.member_id,
+                topics=frozenset(m.topics),
+                owned=m.assignment,
+                generation=self.generation,
+                group_instance_id=m.instance_id,
+            )
+            for sub, m in zip(held, self.members.values(), strict=True)
+        ]
+        result = assignor.assign(usable, claims)
         if assignor.protocol == COOPERATIVE or any(m.owned for m in self.members.values()):
-            result = cooperative_filter(result, subs)
+            result = cooperative_filter(result, held)
         self.generation += 1
         self.protocol = protocol
         if self.leader not in self.members:
@@ -508,11 +537,14 @@ class GroupState:
             return m  # it already gave up its partitions for the next round: nothing to adopt
         m.owned = m.assignment
         m.synced = generation
+        self._maybe_stable()
+        return m
+
+    def _maybe_stable(self) -> None:
         if self.state == COMPLETING and all(
             x.synced == self.generation or not x.alive for x in self.members.values()
         ):
             self.state = STABLE
-        return m
 
     def validate_commit(
         self, member_id: str, generation: int, partitions: Iterable[TopicPartition]
