@@ -81,10 +81,15 @@ class FileSystem:
     Thread-safe: it holds no state (subclasses used by tests may).
     """
 
-    def open(self, path: str, *, create: bool = False, write: bool = True) -> int:
+    def open(
+        self, path: str, *, create: bool = False, write: bool = True, truncate: bool = False
+    ) -> int:
+        """Open a file (never through a symlink: ``O_NOFOLLOW``); created with mode 0600."""
         flags = (os.O_RDWR if write else os.O_RDONLY) | os.O_CLOEXEC | os.O_NOFOLLOW
         if create:
             flags |= os.O_CREAT
+        if truncate:
+            flags |= os.O_TRUNC
         return _wrap(path, lambda: os.open(path, flags, FILE_MODE))
 
     def close(self, fd: int) -> None:
@@ -116,6 +121,14 @@ class FileSystem:
         """fdatasync: the file's data (written by pwrite or through a map) reaches the disk."""
         _wrap(path, lambda: os.fdatasync(fd))
 
+    def fsync(self, fd: int, path: str | None = None) -> None:
+        """fsync: the file's data and metadata reach the disk (temporary metadata files)."""
+        _wrap(path, lambda: os.fsync(fd))
+
+    def msync(self, mm: mmap.mmap, path: str | None = None) -> None:
+        """msync(MS_SYNC) of a whole map: what was stored through it reaches the disk."""
+        _wrap(path, mm.flush)
+
     def map(
         self, fd: int, length: int, *, write: bool = True, path: str | None = None
     ) -> mmap.mmap:
@@ -140,8 +153,13 @@ class FileSystem:
 
         _wrap(path, go)
 
-    def makedirs(self, path: str) -> None:
-        """Create ``path`` and missing parents with mode 0700 (explicitly, past the umask)."""
+    def makedirs(self, path: str, *, sync_parents: bool = False) -> None:
+        """Create ``path`` and missing parents with mode 0700 (explicitly, past the umask).
+
+        With ``sync_parents``, the parent of every directory created is fsynced
+        afterwards, so the new entries survive power loss (a directory's own
+        fsync does not make its entry in its parent durable).
+        """
 
         def go() -> None:
             missing = []
@@ -160,8 +178,13 @@ class FileSystem:
                         raise
                     continue
                 os.chmod(d, DIR_MODE)
+                created.append(d)
 
+        created: list[str] = []
         _wrap(path, go)
+        if sync_parents:
+            for parent in dict.fromkeys(os.path.dirname(d) for d in created):
+                self.sync_dir(parent)
 
     def listdir(self, path: str) -> list[str]:
         return _wrap(path, lambda: os.listdir(path))
@@ -174,27 +197,22 @@ class FileSystem:
             digest = hashlib.blake2b(os.fsencode(tail), digest_size=8).hexdigest()
             tmp = os.path.join(head, f"{tail[:200]}.{digest}.tmp")
 
-        def go() -> None:
-            # O_NOFOLLOW: a symlink planted at the temporary name must not make us
-            # truncate and write a file outside the data directory
-            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
-            fd = os.open(tmp, flags, FILE_MODE)
-            try:
-                view = memoryview(data)
-                done = 0
-                while done < len(view):
-                    done += os.write(fd, view[done:])
-                crashpoint("meta.tmp_written")
-                if durable:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-            crashpoint("meta.renamed")
+        # Every step goes through the facade (so fault injection and the power-cut
+        # model see them). ``open`` uses O_NOFOLLOW: a symlink planted at the
+        # temporary name must not make us truncate and write a file outside.
+        fd = self.open(tmp, create=True, truncate=True)
+        try:
+            self.pwrite(fd, data, 0, tmp)
+            crashpoint("meta.tmp_written")
             if durable:
-                self.sync_dir(os.path.dirname(path) or ".")
-
-        _wrap(path, go)
+                self.fsync(fd, tmp)
+                crashpoint("meta.tmp_synced")
+        finally:
+            self.close(fd)
+        self.replace(tmp, path)
+        crashpoint("meta.renamed")
+        if durable:
+            self.sync_dir(os.path.dirname(path) or ".")
 
     def read_file(self, path: str, limit: int) -> bytes:
         """Read a whole small file, refusing anything larger than ``limit`` bytes."""

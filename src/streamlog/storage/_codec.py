@@ -45,7 +45,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator, Sequence
 from itertools import repeat
-from typing import Any
+from typing import Any, NoReturn
 
 import msgpack
 import xxhash
@@ -87,6 +87,10 @@ DecodedRecord = tuple[
     int, int, "bytes | None", "bytes | None", tuple[tuple[str, "bytes | None"], ...]
 ]
 _NO_HEADERS: tuple[tuple[str, bytes | None], ...] = ()
+
+
+def _refuse_map(_map: object) -> NoReturn:
+    raise ValueError("a map in a batch payload")
 
 
 def aligned(n: int) -> int:
@@ -342,7 +346,19 @@ class RecordBatch:
                 data = zstandard.ZstdDecompressor().decompress(
                     data, max_output_size=self.payload_size
                 )
-            cols = _unpackb(data, use_list=False, raw=False, strict_map_key=True)
+            # Every length msgpack reads is bounded by the payload's size (unpackb's
+            # default limits derive from the input), and the format has no maps and
+            # no extension types: refuse them rather than hand a dict or an ExtType
+            # to the application as a key, value or header.
+            cols = _unpackb(
+                data,
+                use_list=False,
+                raw=False,
+                strict_map_key=True,
+                max_map_len=0,
+                max_ext_len=0,
+                object_hook=_refuse_map,  # (an empty map passes max_map_len=0)
+            )
         except (zstandard.ZstdError, ValueError, TypeError, msgpack.ExtraData) as e:
             # A checksum-valid payload that does not decode was written by
             # something else than streamlog: corruption, not a torn write.
@@ -353,6 +369,8 @@ class RecordBatch:
             ) from e
         n = self.record_count
         ok = isinstance(cols, tuple) and len(cols) == 5
+        if ok and cols[0] is None and n != self.last_offset - self.base_offset + 1:
+            ok = False  # dense offsets must end at the batch's last offset (no overlap)
         if ok:
             od, td, keys, values, headers = cols
             ok = (

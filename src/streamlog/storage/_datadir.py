@@ -30,9 +30,10 @@ import fcntl
 import json
 import os
 import stat
+import threading
 import time
 
-from .._fs import LOG_SUFFIX, fs
+from .._fs import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX, crashpoint, fs
 from ..errors import (
     DataDirectoryError,
     LockTimeoutError,
@@ -44,6 +45,29 @@ from ..errors import (
 FORMAT_VERSION = 1
 FORMAT_FILE = "streamlog.json"
 _MAX_META = 1 << 20
+
+# Partition directories of this process whose data failed to sync (fsyncgate): the
+# kernel may have dropped their pages, so the directory is not clean until they are
+# recovered, and their files must not be synced again as if nothing had happened.
+_failed_syncs: set[str] = set()
+_failed_lock = threading.Lock()
+
+
+def note_failed_sync(partition_dir: str) -> None:
+    with _failed_lock:
+        _failed_syncs.add(os.path.abspath(partition_dir))
+
+
+def forget_failed_sync(partition_dir: str) -> None:
+    """The partition was recovered: it no longer stands in the way of a clean close."""
+    with _failed_lock:
+        _failed_syncs.discard(os.path.abspath(partition_dir))
+
+
+def _failed_under(root: str) -> bool:
+    prefix = os.path.join(root, "")
+    with _failed_lock:
+        return any(p.startswith(prefix) for p in _failed_syncs)
 
 
 def read_json(path: str) -> dict[str, object]:
@@ -62,6 +86,15 @@ def read_json(path: str) -> dict[str, object]:
     if not isinstance(data, dict):
         raise MetadataCorruptError("metadata file does not hold a JSON object", path=path)
     return data
+
+
+def refuse_link(path: str) -> None:
+    """Raise ``DataDirectoryError`` if ``path`` is a symbolic link (see ``DataDir``)."""
+    if os.path.islink(path):
+        raise DataDirectoryError(
+            "a symbolic link inside the data directory (refused: streamlog never follows one)",
+            path=path,
+        )
 
 
 def write_json(path: str, data: dict[str, object]) -> None:
@@ -101,9 +134,12 @@ class DataDir:
         fmt = os.path.join(root, FORMAT_FILE)
         if st is not None and os.path.exists(fmt):
             self._check_format(fmt)
+        if st is not None:
+            self._refuse_links()
         try:
             for d in (root, self.meta, os.path.join(self.meta, "topics"), self.topics_dir):
-                fs.makedirs(d)
+                # (new entries synced: topic metadata and partitions live below them)
+                fs.makedirs(d, sync_parents=True)
         except StorageIOError as e:
             raise DataDirectoryError(
                 f"cannot create the data directory ({e.strerror})", path=e.filename or root
@@ -119,6 +155,27 @@ class DataDir:
                 raise DataDirectoryError(
                     f"cannot write {FORMAT_FILE} ({e.strerror})", path=root
                 ) from e
+
+    def _refuse_links(self) -> None:
+        """Refuse symbolic links planted where streamlog's own directories belong.
+
+        The data directory itself may be a link the user made; below it, a link
+        would make streamlog read, write, recover or delete files somewhere else.
+        Files are opened with ``O_NOFOLLOW``; directories are checked here (and
+        partition directories when a partition is opened).
+        """
+        groups = os.path.join(self.meta, "groups")
+        fixed = (self.meta, os.path.join(self.meta, "topics"), groups, self.topics_dir, self.trash)
+        for d in fixed:
+            refuse_link(d)
+        for d in (self.topics_dir, groups):
+            try:
+                with os.scandir(d) as it:
+                    for entry in it:
+                        if entry.is_symlink():
+                            refuse_link(entry.path)
+            except (FileNotFoundError, NotADirectoryError):
+                pass
 
     @staticmethod
     def _check_format(path: str) -> None:
@@ -153,6 +210,7 @@ class DataDir:
         if os.path.exists(marker):
             fs.unlink(marker)
             fs.sync_dir(self.meta)
+            crashpoint("open.marker_removed")
         if self.exclusive:
             fcntl.flock(self._fd, fcntl.LOCK_SH)
         self.needs_recovery = False
@@ -187,6 +245,7 @@ class DataDir:
         out = []
         for topic in sorted(fs.listdir(self.topics_dir)):
             tdir = os.path.join(self.topics_dir, topic)
+            refuse_link(tdir)
             if not os.path.isdir(tdir):
                 continue
             for p in fs.listdir(tdir):
@@ -200,8 +259,8 @@ class DataDir:
         if os.getpid() != self._pid:
             # A forked child shares the parent's lock through the inherited file
             # description; converting it would change the parent's lock.
-            os.close(self._fd)
-            self._fd = -1
+            fd, self._fd = self._fd, -1
+            fs.close(fd)
             return
         try:
             try:
@@ -210,26 +269,63 @@ class DataDir:
                 return  # others still have it open; the last one marks it clean
             if self.needs_recovery:
                 return  # the open failed before recovery finished: the directory is not clean
+            if _failed_under(self.root):
+                return  # a sync failed: not clean (and re-syncing would prove nothing)
             self._sync_tails()
+            crashpoint("close.tails_synced")
             fs.write_atomic(os.path.join(self.meta, "clean-shutdown"), b"")
         finally:
-            os.close(self._fd)
-            self._fd = -1
+            fd, self._fd = self._fd, -1
+            fs.close(fd)
 
     def _sync_tails(self) -> None:
-        """fdatasync the last two segments and the state of every partition (cheap when clean)."""
-        for _topic, _p, pdir in self.partition_dirs():
+        """fdatasync the last two segments (with their indexes: the clean-shutdown marker
+        says they need no rebuild) and the state of every partition, and every group's
+        committed offsets (commits need not be synced one by one); cheap when clean."""
+        groups = os.path.join(self.meta, "groups")
+        try:
+            names = sorted(fs.listdir(groups))
+        except StorageIOError as e:
+            if e.errno != errno.ENOENT:
+                raise
+            names = []
+        for group in names:
+            path = os.path.join(groups, group, "offsets.log")
             try:
-                logs = sorted(n for n in os.listdir(pdir) if n.endswith(LOG_SUFFIX))
-            except FileNotFoundError:
-                continue
-            for name in [*logs[-2:], "state"]:
-                try:
-                    fd = os.open(os.path.join(pdir, name), os.O_RDONLY | os.O_CLOEXEC)
-                except FileNotFoundError:
+                fd = fs.open(path, write=False)
+            except StorageIOError as e:
+                if e.errno in (errno.ENOENT, errno.ENOTDIR):
                     continue
+                raise
+            try:
+                fs.sync(fd, path)
+            finally:
+                fs.close(fd)
+        pdirs = [pdir for _topic, _p, pdir in self.partition_dirs()]
+        for pdir in pdirs:
+            try:
+                logs = sorted(n for n in fs.listdir(pdir) if n.endswith(LOG_SUFFIX))
+            except StorageIOError as e:
+                if e.errno == errno.ENOENT:
+                    continue
+                raise
+            tails = [n[: -len(LOG_SUFFIX)] for n in logs[-2:]]
+            suffixes = (LOG_SUFFIX, INDEX_SUFFIX, TIMEINDEX_SUFFIX)
+            names = [t + suffix for t in tails for suffix in suffixes]
+            for name in [*names, "state"]:
+                path = os.path.join(pdir, name)
                 try:
-                    os.fdatasync(fd)
+                    fd = fs.open(path, write=False)
+                except StorageIOError as e:
+                    if e.errno == errno.ENOENT:
+                        continue
+                    raise
+                try:
+                    fs.sync(fd, path)
                 finally:
-                    os.close(fd)
+                    fs.close(fd)
             fs.sync_dir(pdir)
+        # the partitions' entries in their topic directories, the topics' in topics/
+        for tdir in sorted({os.path.dirname(pdir) for pdir in pdirs}):
+            fs.sync_dir(tdir)
+        fs.sync_dir(self.topics_dir)

@@ -55,8 +55,12 @@ class _FixedIndex:
             self._fd = -1  # a read-only view of a segment whose index is missing
             return
         self._fd = fs.open(path, create=writable, write=writable)
-        self._remap()
-        self.count = self._find_count(0)
+        try:
+            self._remap()
+            self.count = self._find_count(0)
+        except BaseException:
+            self.close()  # no descriptor left behind by a failed open
+            raise
 
     # -- mapping -------------------------------------------------------------
     def _remap(self) -> None:
@@ -144,8 +148,8 @@ class _FixedIndex:
     def close(self) -> None:
         self._mm = None  # unmapped when the last view goes
         if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+            fd, self._fd = self._fd, -1
+            fs.close(fd)
 
     def size_bytes(self) -> int:
         return self._mapped

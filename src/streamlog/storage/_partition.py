@@ -67,11 +67,12 @@ from ..errors import (
     StorageIOError,
 )
 from ._codec import PreparedBatch, RecordBatch
+from ._datadir import forget_failed_sync, note_failed_sync, refuse_link
 from ._flusher import flusher
+from ._segment import MAX_RELATIVE as _MAX_RELATIVE
 from ._segment import Segment
 from ._state import AppendLock, PartitionState
 
-_MAX_RELATIVE = 2**32 - 2
 RETENTION_CHECK_INTERVAL_MS = 60_000
 
 
@@ -133,13 +134,21 @@ class PartitionLog:
         self._clock = clock
         self._closed = False
         self._failed: BaseException | None = None
+        for d in (path, os.path.dirname(path)):  # the partition and topic directories
+            refuse_link(d)
         if writable:
             fs.makedirs(path)
         self.state = PartitionState(os.path.join(path, "state"), writable=writable)
-        self.lock = AppendLock(os.path.join(path, ".lock"), lock_timeout) if writable else None
+        try:
+            self.lock = AppendLock(os.path.join(path, ".lock"), lock_timeout) if writable else None
+        except BaseException:
+            self.state.close()
+            raise
         self._segments: SortedDict[int, Segment | None] = SortedDict()
+        self._listed: list[str] = []  # the directory's names, as _list_bases last saw them
         self._unsynced: dict[int, Segment] = {}
         self._dir_synced: set[int] = set()
+        self._parent_synced = False  # this partition's entry in its topic directory
         self._sync_lock = threading.Lock()
         # called after every append through this object (the handle wakes its consumers)
         self.on_append: Callable[[], None] | None = None
@@ -150,15 +159,38 @@ class PartitionLog:
         self._last_retention_check = int(clock() * 1000)
         self._log_start_seen = -1
         self.report: RecoveryReport | None = None
-        if recover:
-            self.report = self.recover()
-        else:
-            self._load()
+        try:
+            if recover:
+                self.report = self.recover()
+            else:
+                self._load()
+        except BaseException:
+            self._release()  # no descriptor left behind by a failed open
+            raise
+
+    def _release(self) -> StorageIOError | None:
+        """Close every file this object holds (without syncing); returns the first error."""
+        self._closed = True
+        error: StorageIOError | None = None
+        for seg in self._segments.values():
+            if seg is not None:
+                try:
+                    seg.close()
+                except StorageIOError as e:
+                    error = error or e
+        self.state.close()
+        if self.lock is not None:
+            try:
+                self.lock.close()
+            except StorageIOError as e:
+                error = error or e
+        return error
 
     # ------------------------------------------------------------------ opening
     def _list_bases(self) -> list[int]:
         bases = []
-        for name in fs.listdir(self.path):
+        self._listed = names = fs.listdir(self.path)  # (_load looks at the rest too)
+        for name in names:
             if name.endswith(LOG_SUFFIX):
                 base = name_to_offset(name)
                 if base is not None:
@@ -178,6 +210,7 @@ class PartitionLog:
 
     def _load(self) -> None:
         bases = self._list_bases()
+        names = self._listed
         durable = self.state.durable()
         log_start = durable[0] if durable else (bases[0] if bases else 0)
         if bases:
@@ -187,9 +220,25 @@ class PartitionLog:
         # start past them: invisible, and unlinked now (no retention pass would
         # see them again).
         keep = [b for i, b in enumerate(bases) if i + 1 >= len(bases) or bases[i + 1] > log_start]
-        if self.writable and len(keep) < len(bases):
+        # Index files older than every segment: left by a deletion whose unlink of
+        # the .log succeeded and of an index failed (recovery would remove them, but
+        # a handle that closes cleanly after the error never runs it).
+        orphans = [
+            n
+            for n in names
+            if n.endswith((INDEX_SUFFIX, TIMEINDEX_SUFFIX))
+            and (b := name_to_offset(n)) is not None
+            and (not keep or b < keep[0])
+        ]
+        if self.writable and (orphans or len(keep) < len(bases)):
             with self._locked():
                 self._unlink_below(log_start)
+                for name in orphans:
+                    try:
+                        fs.unlink(os.path.join(self.path, name))
+                    except StorageIOError as e:
+                        if e.errno != errno.ENOENT:
+                            raise
         for b in keep:
             self._segments[b] = None
         if not keep:
@@ -219,6 +268,11 @@ class PartitionLog:
         if self.writable:
             with self._locked():
                 self._refresh_locked()
+                if self.state.durable() is None:
+                    # A damaged state (its checksum fails): write the conservative values
+                    # (the first segment's base, recovery point 0) so every process
+                    # reads the same log start.
+                    self.state.write_durable(self._segments.keys()[0], 0)
         else:
             self._refresh()
 
@@ -231,15 +285,20 @@ class PartitionLog:
             stem = os.path.join(self.path, offset_to_name(base))
             for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIMEINDEX_SUFFIX):
                 try:
-                    os.unlink(stem + suffix)
-                except FileNotFoundError:
-                    pass
+                    fs.unlink(stem + suffix)
+                except StorageIOError as e:
+                    if e.errno != errno.ENOENT:
+                        raise
 
     def _segment(self, base: int) -> Segment:
         seg = self._segments[base]
         if seg is None:
             seg = self._new_segment(base)
-            seg.load()
+            try:
+                seg.load()
+            except BaseException:
+                seg.close()
+                raise
             self._segments[base] = seg
         return seg  # type: ignore[no-any-return]
 
@@ -432,6 +491,7 @@ class PartitionLog:
         self._segments[next_offset] = new
         crashpoint("roll.created")
         active.trim()
+        crashpoint("roll.trimmed")
         self.state.set_hint(next_offset, next_offset, 0)
         return new
 
@@ -443,7 +503,11 @@ class PartitionLog:
             if active.tail == 0:
                 return
             self._roll_locked(active, active.next_offset)
-        self._flush_sealed([active])
+        try:
+            self._flush_sealed([active])
+        except StorageIOError as e:
+            self._fail(e)  # fsyncgate, as in _sync_upto: never acknowledge anything again
+            raise
 
     def _after_roll(self, sealed: Iterable[Segment]) -> None:
         """Have the background flusher make sealed segments durable (see ``_flusher``)."""
@@ -455,8 +519,8 @@ class PartitionLog:
             try:
                 self._flush_sealed(segments)
             except BaseException as e:  # recorded: appends refuse to go on after it
-                if self._failed is None and not self._closed:
-                    self._failed = e
+                if not self._closed:
+                    self._fail(e)
             finally:
                 with self._flushes_done:
                     self._pending_flushes -= 1
@@ -483,7 +547,8 @@ class PartitionLog:
                 raise
             self._unsynced.pop(seg.base_offset, None)
             upto = max(upto, seg.next_offset)
-        fs.sync_dir(self.path)
+        self._sync_dirs()
+        crashpoint("roll.flushed")
         if upto < 0:
             return
         with self._locked():
@@ -491,6 +556,7 @@ class PartitionLog:
             start, point = durable if durable else (self.log_start_offset, 0)
             if upto > point:
                 self.state.write_durable(start, upto)
+                crashpoint("roll.recovery_point")
 
     def _wait_for_flushes(self) -> None:
         with self._flushes_done:
@@ -520,19 +586,37 @@ class PartitionLog:
                         raise
                     if seg.base_offset not in self._dir_synced:
                         new_dirs = True
+                crashpoint("sync.data_synced")
                 if new_dirs:
-                    fs.sync_dir(self.path)
+                    self._sync_dirs()
                     self._dir_synced.update(s.base_offset for s in pending)
                 crashpoint("sync.after")
             except StorageIOError as e:
                 # fsyncgate: a failed fsync may have dropped the dirty pages, so a
                 # retry could "succeed" without the data. Never acknowledge again.
-                self._failed = e
+                self._fail(e)
                 raise
             for seg in pending:
                 if seg.sealed:
                     self._unsynced.pop(seg.base_offset, None)
             self._synced_seq = target
+
+    def _fail(self, e: BaseException) -> None:
+        """A sync failed: refuse appends until reopened, and keep the directory unclean
+        (unless the partition is gone: its topic was deleted meanwhile)."""
+        if self._failed is None:
+            self._failed = e
+        if os.path.isdir(self.path):
+            note_failed_sync(self.path)
+
+    def _sync_dirs(self) -> None:
+        """fsync the partition directory (new segments' entries) and, the first time,
+        its parent: a directory's own fsync does not make its entry durable, and the
+        partition directory may be new (``create_topic`` syncs only the topic's)."""
+        fs.sync_dir(self.path)
+        if not self._parent_synced:
+            fs.sync_dir(os.path.dirname(self.path))
+            self._parent_synced = True
 
     def flush(self) -> None:
         """Make everything appended so far (by this process) durable."""
@@ -678,6 +762,8 @@ class PartitionLog:
         durable = self.state.durable()
         point = durable[1] if durable else 0
         self.state.write_durable(new_start, max(point, 0), sync=True)
+        if not self._parent_synced:
+            self._sync_dirs()  # the state file's entry, in a new partition
         crashpoint("retention.start_moved")
         for seg in doomed:
             self._segments.pop(seg.base_offset, None)
@@ -717,6 +803,9 @@ class PartitionLog:
                 durable = self.state.durable()
                 point = durable[1] if durable else 0
                 self.state.write_durable(before_offset, point, sync=True)
+                if not self._parent_synced:
+                    self._sync_dirs()  # the state file's entry, in a new partition
+                crashpoint("delete_records.start_moved")
                 self._log_start_seen = before_offset
             return before_offset
 
@@ -740,6 +829,7 @@ class PartitionLog:
             if stale:
                 fs.unlink(full)
                 report.removed_files.append(name)
+                crashpoint("recover.removed_stale")
         bases = self._list_bases()
         durable = self.state.durable()
         log_start, point = durable if durable else (bases[0] if bases else 0, 0)
@@ -790,6 +880,7 @@ class PartitionLog:
                 # them, or a later, shorter frame would leave them after the tail.
                 report.bytes_truncated += seg.truncate_to(res.end)
                 report.truncated_at.append((seg.path, res.end))
+                crashpoint("recover.truncated")
             if not is_last:
                 # The seal was lost (power cut after a roll): end this segment here
                 # and continue at the next one; the offsets between are gone.
@@ -797,6 +888,7 @@ class PartitionLog:
                     report.offset_gaps.append((res.next_offset, bases[i + 1]))
                 seg.seal(bases[i + 1])
                 seg.trim()
+                crashpoint("recover.resealed")
         self._refresh_locked_exclusive(report)
         for seg in touched:
             seg.sync()
@@ -807,6 +899,8 @@ class PartitionLog:
             self._start_over_at(log_start, report)
         active = self._active()
         self.state.write_durable(log_start, active.next_offset, sync=True)
+        forget_failed_sync(self.path)
+        crashpoint("recover.done")
         self.state.set_hint(active.next_offset, active.base_offset, active.tail)
         return report
 
@@ -870,13 +964,9 @@ class PartitionLog:
             if self.writable and self._unsynced:
                 self._sync_upto(self._written_seq)
         finally:
-            self._closed = True
-            for seg in self._segments.values():
-                if seg is not None:
-                    seg.close()
-            self.state.close()
-            if self.lock is not None:
-                self.lock.close()
+            error = self._release()
+        if error is not None:
+            raise error
 
     def _check(self) -> None:
         """Assert every invariant of the log (tests call this after random operations)."""

@@ -30,6 +30,7 @@ from __future__ import annotations
 import errno
 import mmap
 import os
+import threading
 from dataclasses import dataclass, field
 
 import xxhash
@@ -44,6 +45,7 @@ _HEADER_SIZE = codec.HEADER_SIZE
 _LENGTH = codec.LENGTH
 _xxh3_int = xxhash.xxh3_64_intdigest
 SEAL_SIZE = codec.aligned(codec.HEADER_SIZE)
+MAX_RELATIVE = 2**32 - 2  # the largest last offset - base offset of a segment (u32 indexes)
 _INITIAL_SIZE = 16 * 1024
 _GROW_MAX = 16 * 1024 * 1024
 
@@ -59,6 +61,15 @@ class ScanResult:
     next_base: int | None = None  # from the seal
     damage: int | None = None  # position of the first bad frame, if it ends the data
     corrupt: list[int] = field(default_factory=list)  # bad frames with good frames after them
+    last_frame: int = -1  # position of the last good batch found, if any
+
+
+def _unlink_if_exists(path: str) -> None:
+    try:
+        fs.unlink(path)
+    except StorageIOError as e:
+        if e.errno != errno.ENOENT:
+            raise
 
 
 class Segment:
@@ -84,26 +95,39 @@ class Segment:
         self.timeindex_path = stem + TIMEINDEX_SUFFIX
         self.max_index_bytes = max_index_bytes
         self.closed = False
+        # Syncs of this file are serialised, and a failed one is final: the kernel
+        # reports a write-back error once, so a second fdatasync racing the failed
+        # one (the flusher and an acks="all" writer) would succeed without the data.
+        self._sync_lock = threading.Lock()
+        self._sync_error: StorageIOError | None = None
         # (next offset, position of the frame after the last batch a read returned)
         self._cursor: tuple[int, int] | None = None
         self._fd = fs.open(self.path, create=create, write=writable)
         self._mm: mmap.mmap | None = None
         self._mapped = 0
-        if create and fs.size(self._fd) == 0:
-            fs.fallocate(self._fd, 0, _INITIAL_SIZE, self.path)
-        self._remap()
-        self.offset_index = OffsetIndex(self.index_path, max_index_bytes, writable=writable)
-        self.time_index = TimeIndex(self.timeindex_path, max_index_bytes, writable=writable)
+        try:
+            if create and fs.size(self._fd) == 0:
+                fs.fallocate(self._fd, 0, _INITIAL_SIZE, self.path)
+            self._remap()
+            self.offset_index = OffsetIndex(self.index_path, max_index_bytes, writable=writable)
+            try:
+                self.time_index = TimeIndex(self.timeindex_path, max_index_bytes, writable=writable)
+            except BaseException:
+                self.offset_index.close()
+                raise
+        except BaseException:
+            # no descriptor left behind by a failed open
+            self._mm = None
+            fd, self._fd = self._fd, -1
+            fs.close(fd)
+            raise
         if writable and not create and os.fstat(self._fd).st_nlink == 0:
             # Retention in another process deleted the segment while we opened
             # it, and opening its indexes created them again: remove them (the
             # deleter unlinks the .log first, so this catches every interleaving).
             self.close()
             for path in (self.index_path, self.timeindex_path):
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
+                _unlink_if_exists(path)
             raise StorageIOError(errno.ENOENT, "segment was deleted", self.path)
         # The known tail. ``tail`` is where the next frame goes (or the seal's position).
         self.tail = 0
@@ -112,6 +136,7 @@ class Segment:
         self.first_max_timestamp: int | None = None
         self.sealed = False
         self.next_base: int | None = None
+        self._last_frame = -1  # position of the last batch known (-1: unknown or indexed)
 
     # ------------------------------------------------------------------ mapping
     def _remap(self) -> None:
@@ -210,6 +235,8 @@ class Segment:
             length, fields = self.frame_at(pos)
             if length == 0:
                 break
+            if fields is not None and not self._follows(fields, next_offset):
+                fields = None  # a valid checksum, but offsets that do not continue the log
             if fields is None:
                 after = self._resync(pos, length)
                 if after is None:
@@ -225,6 +252,7 @@ class Segment:
                 break
             next_offset = fields[5] + fields[6] + 1
             result.max_timestamp = max(result.max_timestamp, fields[9])
+            result.last_frame = pos
             if entries is not None and pos - last_indexed > interval:
                 entries.append((next_offset - 1 - base, pos, result.max_timestamp))
                 last_indexed = pos
@@ -232,6 +260,23 @@ class Segment:
         result.end = pos
         result.next_offset = next_offset
         return result
+
+    def _follows(self, fields: tuple[int, ...], next_offset: int) -> bool:
+        """Do a frame's offsets continue the segment, whose next offset is ``next_offset``?
+
+        A checksum does not make offsets sane (a forged or misdirected write, or
+        KAFKA-3919's non-monotonic offsets after a power cut): a batch must start at
+        or after the next offset and end within 32 bits of the segment's base, and a
+        seal must name a next segment past this one, or readers would follow seals
+        round in a circle.
+        """
+        if fields[3] & codec.ATTR_SEAL:
+            return fields[5] >= next_offset and fields[5] > self.base_offset
+        return (
+            fields[5] >= next_offset
+            and fields[5] + fields[6] - self.base_offset <= MAX_RELATIVE
+            and fields[7] >= 1
+        )
 
     def _trailing_seal(self) -> tuple[int, tuple[int, ...]] | None:
         """``(position, fields)`` of the seal the file ends with, if it ends with one.
@@ -250,7 +295,7 @@ class Segment:
         fields = _HEADER.unpack_from(raw, 0)
         if _xxh3_int(raw[12:_HEADER_SIZE], seed=_HEADER_SIZE) != fields[1]:
             return None
-        if not fields[3] & codec.ATTR_SEAL:
+        if not fields[3] & codec.ATTR_SEAL or fields[5] <= self.base_offset:
             return None
         codec.check_magic(fields[2], self.path)
         self._remap()
@@ -306,6 +351,8 @@ class Segment:
         return result
 
     def _apply(self, result: ScanResult) -> None:
+        if result.last_frame >= 0:
+            self._last_frame = result.last_frame
         self._set_tail(
             result.end,
             result.next_offset,
@@ -430,7 +477,9 @@ class Segment:
             self._write_entries(oi, ti, entries)
             oi.close()
             ti.close()
+            crashpoint("index.rebuild_written")
             fs.replace(self.index_path + ".tmp", self.index_path)
+            crashpoint("index.rebuild_renamed")
             fs.replace(self.timeindex_path + ".tmp", self.timeindex_path)
             self.offset_index.close()
             self.time_index.close()
@@ -476,6 +525,7 @@ class Segment:
         crashpoint("append.before_publish")
         mm[pos : pos + 4] = frame[:4]
         crashpoint("append.after_publish")
+        prev, self._last_frame = self._last_frame, pos
         self.tail = end
         self.next_offset = last_offset + 1
         self.max_timestamp = max(self.max_timestamp, max_timestamp)
@@ -486,15 +536,48 @@ class Segment:
         # it) must be seen, or ours would overwrite theirs. O(1) when up to date.
         self.refresh_indexes()
         oi = self.offset_index
-        if pos - oi.last_position() > self.index_interval and not oi.is_full:
+        last = oi.last_position()
+        if prev - last > self.index_interval and pos - last > self.index_interval:
+            # The batch before ours should have an entry and has none: its writer
+            # died between publishing and indexing it. Add what it missed.
+            self._index_missed(last, pos)
+            last = oi.last_position()
+        if pos - last > self.index_interval and not oi.is_full:
             rel = last_offset - self.base_offset
             oi.append(rel, pos)
+            crashpoint("append.offset_indexed")
             ti = self.time_index
             last_ts = ti.last_timestamp()
             if (last_ts is None or self.max_timestamp > last_ts) and not ti.is_full:
                 ti.append(self.max_timestamp, rel)
             crashpoint("append.indexed")
         return pos
+
+    def _index_missed(self, last: int, pos: int) -> None:
+        """Index the batches between the last indexed one (at ``last``) and ``pos`` that
+        call for an entry (under the append lock; those frames are known to be valid)."""
+        mm = self._mm
+        assert mm is not None
+        oi, ti = self.offset_index, self.time_index
+        p = last + codec.aligned(_LENGTH.unpack_from(mm, last)[0]) if oi.count else 0
+        ts = ti.last_timestamp()
+        running = -1 if ts is None else ts
+        while p < pos:
+            length = _LENGTH.unpack_from(mm, p)[0]
+            if length < _HEADER_SIZE:
+                break
+            fields = _HEADER.unpack_from(mm, p)
+            if fields[3] & codec.ATTR_SEAL:
+                break
+            running = max(running, fields[9])
+            if p - last > self.index_interval and not oi.is_full:
+                rel = fields[5] + fields[6] - self.base_offset
+                oi.append(rel, p)
+                if (ts is None or running > ts) and not ti.is_full:
+                    ti.append(running, rel)
+                    ts = running
+                last = p
+            p += codec.aligned(length)
 
     @property
     def index_full(self) -> bool:
@@ -530,6 +613,7 @@ class Segment:
         Returns the number of bytes dropped (non-zero bytes after ``pos``).
         """
         self._cursor = None
+        self._last_frame = -1
         size = self._mapped
         if pos >= size:
             return 0
@@ -558,7 +642,16 @@ class Segment:
         return dropped
 
     def sync(self) -> None:
-        fs.sync(self._fd, self.path)
+        with self._sync_lock:
+            if self._sync_error is not None:
+                raise StorageIOError(
+                    errno.EIO, f"an earlier sync failed ({self._sync_error.strerror})", self.path
+                )
+            try:
+                fs.sync(self._fd, self.path)
+            except StorageIOError as e:
+                self._sync_error = e
+                raise
 
     def sync_indexes(self) -> None:
         self.offset_index.sync()
@@ -606,8 +699,15 @@ class Segment:
         """
         pos = self.position_for(offset)
         used = 0
+        prev_last = self.base_offset - 1
         while pos < end:
             length, fields = self.frame_at(pos)
+            if (
+                fields is not None
+                and not fields[3] & codec.ATTR_SEAL
+                and not prev_last < fields[5] <= fields[5] + fields[6] < self.next_offset
+            ):
+                fields = None  # a valid checksum but offsets out of place: damage
             if fields is None:
                 if length == 0:
                     return used, True
@@ -628,11 +728,14 @@ class Segment:
                         pos = after
                         continue
                 raise CorruptRecordError(
-                    "record batch fails its checksum", path=self.path, position=pos
+                    "record batch fails its checksum or its offsets are out of place",
+                    path=self.path,
+                    position=pos,
                 )
             if fields[3] & codec.ATTR_SEAL:
                 return used, True
-            if fields[5] + fields[6] >= offset:
+            prev_last = fields[5] + fields[6]
+            if prev_last >= offset:
                 if out and used + length > max_bytes:
                     return used, False
                 out.append(self._batch(pos, fields))
@@ -673,18 +776,20 @@ class Segment:
     def close(self) -> None:
         self.closed = True  # first: a concurrent sync that fails can tell why
         self._mm = None
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        self.offset_index.close()
-        self.time_index.close()
+        try:
+            if self._fd >= 0:
+                fd, self._fd = self._fd, -1
+                fs.close(fd)
+        finally:  # (a failing close still closes the other files)
+            try:
+                self.offset_index.close()
+            finally:
+                self.time_index.close()
 
     def delete_files(self) -> None:
         for path in (self.path, self.index_path, self.timeindex_path):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+            crashpoint("retention.unlink")
+            _unlink_if_exists(path)
 
     def _check(self) -> None:
         """Assert the segment's invariants (tests call this after random operations)."""

@@ -43,7 +43,7 @@ import time
 import xxhash
 
 from .._fs import fs
-from ..errors import LockTimeoutError, StorageIOError
+from ..errors import LockTimeoutError, StorageIOError, UnsupportedFormatError
 
 _MAGIC = 0x53504C53  # 'SLPS'
 _VERSION = 1
@@ -69,8 +69,15 @@ class PartitionState:
                 raise StorageIOError(errno.EINVAL, "partition state file is too small", path)
             self._mm: mmap.mmap = fs.map(fd, _SIZE, write=writable, path=path)
         finally:
-            os.close(fd)
-        magic, _version = _HEAD.unpack_from(self._mm, 0)
+            fs.close(fd)
+        magic, version = _HEAD.unpack_from(self._mm, 0)
+        if magic == _MAGIC and version > _VERSION:
+            self.close()
+            raise UnsupportedFormatError(
+                f"partition state version {version} is newer than this streamlog supports "
+                f"({_VERSION}); upgrade streamlog",
+                path=path,
+            )
         if magic == 0 and writable:
             _HEAD.pack_into(self._mm, 0, _MAGIC, _VERSION)
             self.write_durable(0, 0)
@@ -91,7 +98,12 @@ class PartitionState:
         return int(start), int(point)
 
     def log_start(self) -> int:
-        return int(struct.unpack_from("<q", self._mm, 32)[0])
+        """The durable log start, or -1 if its checksum fails (callers then take the
+        first segment's base offset)."""
+        durable = self.durable()
+        if durable is None:  # maybe a writer in another process between its two stores
+            durable = self.durable()
+        return -1 if durable is None else durable[0]
 
     def write_durable(self, log_start: int, recovery_point: int, *, sync: bool = False) -> None:
         raw = _DURABLE.pack(log_start, recovery_point)
@@ -101,10 +113,7 @@ class PartitionState:
             self.sync()
 
     def sync(self) -> None:
-        try:
-            self._mm.flush()
-        except OSError as e:
-            raise StorageIOError(e.errno or errno.EIO, str(e), self.path) from e
+        fs.msync(self._mm, self.path)
 
     def close(self) -> None:
         try:
@@ -132,8 +141,8 @@ class AppendLock:
     def _open(self) -> None:
         if self._fd >= 0:
             try:
-                os.close(self._fd)
-            except OSError:
+                fs.close(self._fd)
+            except StorageIOError:
                 pass
         self._fd = fs.open(self.path, create=True)
         self._pid = os.getpid()
@@ -187,5 +196,5 @@ class AppendLock:
 
     def close(self) -> None:
         if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+            fd, self._fd = self._fd, -1
+            fs.close(fd)

@@ -1,0 +1,442 @@
+"""Hostile input: fuzzed arguments and fuzzed files (reliability plan T17 and §7).
+
+The bad-input table of the plan is covered case by case in
+``tests/test_bad_input.py`` (names, partition counts and numbers, configs,
+record sizes at the limit, data directory paths, corrupt metadata, use after
+close) and the client unit tests (``send`` and ``seek`` arguments). Here:
+
+- arguments drawn by Hypothesis for the admin, producer and consumer calls:
+  every call succeeds or raises a streamlog error, ``TypeError`` or
+  ``ValueError``; a call that raises changes no file, and nothing outside the
+  data directory is ever created or changed;
+- the file fuzz of ``_fuzz.py`` in process (thousands of cheap cases: every
+  kind of file, mutated, read every way);
+- a whole-directory fuzz in a child process (several files damaged at once,
+  then open, recovery, read everything, commit, ``check``), with an audit hook
+  that records any file the process touches outside the data directory, and
+  an address-space limit that turns an unbounded allocation into a
+  ``MemoryError``; the parent counts crashes (SIGSEGV, SIGBUS);
+- forged frames with valid checksums and hostile lengths: bounded memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import tracemalloc
+from typing import Any
+
+import msgpack
+import pytest
+import zstandard
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import streamlog
+from streamlog import TopicPartition
+from streamlog.coordination._offsets import OffsetStore
+from streamlog.errors import CorruptRecordError, StreamlogError
+from streamlog.storage._codec import HEADER, MAX_PAYLOAD, PreparedBatch, RecordBatch
+from tests._dirsnap import assert_unchanged, snapshot
+
+from . import _fuzz
+from ._figures import record
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# ---------------------------------------------------------------- fuzzed arguments
+
+_anything = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
+    st.binary(max_size=20),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
+_name = st.one_of(
+    st.sampled_from(["t", "u", "..", "a/b", "", "x" * 250]), st.text(max_size=12), _anything
+)
+
+_CALLS = [
+    "create_topic",
+    "delete_topic",
+    "describe_topic",
+    "partition",
+    "create_partitions",
+    "alter_topic_config",
+    "delete_records",
+    "send",
+    "seek",
+    "offsets_for_times",
+]
+
+
+def _call(log: streamlog.Log, which: str, a: Any, b: Any, c: Any) -> None:
+    if which == "create_topic":
+        log.create_topic(a, b, c)
+    elif which == "delete_topic":
+        log.delete_topic(a)
+    elif which == "describe_topic":
+        log.describe_topic(a)
+    elif which == "partition":
+        log.partition(a, b)
+    elif which == "create_partitions":
+        log.create_partitions(a, b)
+    elif which == "alter_topic_config":
+        log.alter_topic_config(a, c)
+    elif which == "delete_records":
+        log.delete_records({TopicPartition(a, b): c})
+    elif which == "send":
+        with log.producer(linger_ms=0) as prod:
+            prod.send("t", a, b, partition=c).result(timeout=10)
+    elif which == "seek":
+        consumer = log.consumer()
+        try:
+            consumer.assign([TopicPartition("t", 0)])
+            consumer.seek(TopicPartition(a, b) if isinstance(a, str) else a, c)
+        finally:
+            consumer.close()
+    elif which == "offsets_for_times":
+        consumer = log.consumer()
+        try:
+            consumer.offsets_for_times({TopicPartition(a, b): c})
+        finally:
+            consumer.close()
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(which=st.sampled_from(_CALLS), a=_name, b=_anything, c=_anything)
+def test_fuzzed_arguments(
+    tmp_path_factory: pytest.TempPathFactory, which: str, a: Any, b: Any, c: Any
+) -> None:
+    top = tmp_path_factory.mktemp("args")
+    data = os.path.join(os.fspath(top), "data")
+    with streamlog.open(data) as log:
+        log.create_topic("t", 2)
+        log.partition("t", 0).append(streamlog.storage.prepare_batch([b"x"] * 3))
+        log.describe_topic("t")
+        before = snapshot(top)
+        try:
+            _call(log, which, a, b, c)
+        except (StreamlogError, TypeError, ValueError):
+            assert_unchanged(before, top)  # a refused call changes nothing
+        # nothing outside the data directory, whatever happened
+        outside = {k: v for k, v in snapshot(top).items() if not k.startswith("data")}
+        assert outside == {k: v for k, v in before.items() if not k.startswith("data")}
+
+
+# ---------------------------------------------------------------- file fuzz, in process
+
+
+def test_fuzz_files_in_process(scratch: str) -> None:
+    """A few thousand mutated files read every way: only streamlog errors."""
+    seed = int(os.environ.get("STREAMLOG_TEST_SEED", "0")) or random.randrange(1 << 30)
+    n = 3000
+    golden = _fuzz.make_golden(os.path.join(scratch, "golden"))
+    t0 = time.monotonic()
+    res = _fuzz.run_cases(golden, os.path.join(scratch, "work"), n, seed)
+    crashes = [f for f in res.findings if "returned" not in f.splitlines()[0]]
+    wrong = len(res.findings) - len(crashes)
+    print(
+        f"\nfile fuzz (seed {seed}): {res.cases} cases, {dict(sorted(res.outcomes.items()))}; "
+        f"{time.monotonic() - t0:.1f}s"
+    )
+    record(
+        "T17 file fuzz (in process)",
+        cases=res.cases,
+        unexpected_exceptions=len(crashes),
+        wrong_typed_values=wrong,
+    )
+    assert not crashes, "\n".join(crashes[:5])
+
+
+@pytest.mark.soak
+@pytest.mark.timeout(0)
+def test_fuzz_files_in_process_soak(scratch: str) -> None:
+    seed = int(os.environ.get("STREAMLOG_TEST_SEED", "0")) or random.randrange(1 << 30)
+    n = int(os.environ.get("STREAMLOG_SOAK_FUZZ", "94000"))
+    golden = _fuzz.make_golden(os.path.join(scratch, "golden"))
+    res = _fuzz.run_cases(golden, os.path.join(scratch, "work"), n, seed)
+    crashes = [f for f in res.findings if "returned" not in f.splitlines()[0]]
+    wrong = [f for f in res.findings if "returned" in f.splitlines()[0]]
+    print(
+        f"\nfile fuzz soak (seed {seed}): {res.cases} cases, {dict(sorted(res.outcomes.items()))}"
+    )
+    for f in wrong[:5]:
+        print("  wrong type:", f.splitlines()[0])
+    record(
+        "T17 file fuzz (in process)",
+        cases=res.cases,
+        unexpected_exceptions=len(crashes),
+        wrong_typed_values=len(wrong),
+    )
+    assert not crashes, "\n".join(crashes[:5])
+
+
+# ---------------------------------------------------------------- whole directory, in a child
+
+
+def _dir_fuzz_child(golden_root: str, work: str, n: int, seed: int) -> dict[str, Any]:
+    """Body of the child process: returns outcome counts and findings."""
+    import resource
+    import shutil
+
+    from tests.reliability._verify import read_partition
+
+    outside: list[str] = []
+    allowed = [os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, ROOT, "/proc", "/dev")]
+    watching = [False]
+    work_real = os.path.realpath(work)
+
+    def audit(event: str, args: tuple[Any, ...]) -> None:
+        if not watching[0] or event not in (
+            "open",
+            "os.listdir",
+            "os.scandir",
+            "os.rename",
+            "os.remove",
+            "os.mkdir",
+            "os.rmdir",
+            "os.chmod",
+        ):
+            return
+        path = args[0] if args else None
+        if isinstance(path, int) or path is None:
+            return
+        full = os.path.realpath(os.fsdecode(path))
+        if full == work_real or full.startswith(work_real + os.sep):
+            return
+        if any(full.startswith(a + os.sep) for a in allowed):
+            return
+        outside.append(f"{event} {full}")
+
+    sys.addaudithook(audit)
+    resource.setrlimit(resource.RLIMIT_AS, (3 << 30, resource.RLIM_INFINITY))
+    rng = random.Random(seed)
+    files = []
+    for dirpath, _dirs, names in os.walk(golden_root):
+        for name in names:
+            files.append(os.path.relpath(os.path.join(dirpath, name), golden_root))
+    files.sort()
+    outcomes: dict[str, int] = {}
+    findings: list[str] = []
+    for _ in range(n):
+        case = rng.randrange(1 << 40)
+        crng = random.Random(case)
+        root = os.path.join(work, "data")
+        if os.path.exists(work):
+            shutil.rmtree(work)
+        shutil.copytree(golden_root, root)
+        if crng.random() < 0.6:
+            try:
+                os.unlink(os.path.join(root, "meta", "clean-shutdown"))
+            except FileNotFoundError:
+                pass
+        damaged = crng.sample(files, crng.randint(1, 3))
+        for rel in damaged:
+            path = os.path.join(root, rel)
+            if not os.path.exists(path):
+                continue
+            with open(path, "rb") as fin:
+                data = fin.read()
+            kind = "log" if rel.endswith(".log") and "topics" in rel else "other"
+            _how, data = _fuzz.mutate(kind, data, crng)
+            with open(path, "wb") as fout:
+                fout.write(data)
+        watching[0] = True
+        outcome = "ok"
+        try:
+            with streamlog.open(root) as log:
+                for topic in log.topics():
+                    for q in sorted(log.partitions_for(topic)):
+                        p = log.partition(topic, q)
+                        try:
+                            read_partition(p)
+                        except CorruptRecordError:
+                            outcome = "corrupt-read"
+                with OffsetStore(root, "g") as store:
+                    store.all()
+            streamlog.check(root)
+        except StreamlogError as e:
+            outcome = type(e).__name__
+        except Exception as e:
+            outcome = "FINDING"
+            findings.append(f"case {case} damaged {damaged}: {type(e).__name__}: {e}"[:500])
+        finally:
+            watching[0] = False
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return {"outcomes": outcomes, "findings": findings, "outside": sorted(set(outside))[:20]}
+
+
+def _run_dir_fuzz(scratch: str, n: int, seed: int) -> dict[str, Any]:
+    golden = os.path.join(scratch, "golden-dir")
+    if not os.path.exists(golden):
+        _fuzz.make_golden(golden)
+    code = (
+        "import json, sys\n"
+        f"sys.path.insert(0, {ROOT!r})\n"
+        "import faulthandler; faulthandler.enable()\n"
+        "from tests.reliability.test_hostile_input import _dir_fuzz_child\n"
+        f"work = {os.path.join(scratch, 'w')!r}\n"
+        f"print(json.dumps(_dir_fuzz_child({golden!r}, work, {n}, {seed})))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=3600, cwd=ROOT
+    )
+    crashed = proc.returncode in (-signal.SIGSEGV, -signal.SIGBUS, -signal.SIGABRT)
+    assert proc.returncode == 0 or crashed, proc.stderr[-3000:]
+    if crashed:
+        return {"outcomes": {}, "findings": [proc.stderr[-2000:]], "outside": [], "crashes": 1}
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["crashes"] = 0
+    return out
+
+
+def test_fuzz_data_directory_in_a_child(scratch: str) -> None:
+    seed = int(os.environ.get("STREAMLOG_TEST_SEED", "0")) or random.randrange(1 << 30)
+    t0 = time.monotonic()
+    out = _run_dir_fuzz(scratch, 120, seed)
+    print(
+        f"\ndirectory fuzz (seed {seed}): {out['outcomes']}; crashes {out['crashes']}; "
+        f"touched outside: {len(out['outside'])}; {time.monotonic() - t0:.1f}s"
+    )
+    record(
+        "T17 directory fuzz (child)",
+        cases=sum(out["outcomes"].values()),
+        crashes=out["crashes"],
+        unexpected_exceptions=len(out["findings"]),
+        outside_accesses=len(out["outside"]),
+    )
+    assert out["crashes"] == 0, out["findings"]
+    assert not out["findings"], "\n".join(out["findings"][:5])
+    assert not out["outside"], out["outside"]
+
+
+@pytest.mark.soak
+@pytest.mark.timeout(0)
+def test_fuzz_data_directory_soak(scratch: str) -> None:
+    seed = int(os.environ.get("STREAMLOG_TEST_SEED", "0")) or random.randrange(1 << 30)
+    n = int(os.environ.get("STREAMLOG_SOAK_DIR_FUZZ", "6000"))
+    total: dict[str, int] = {}
+    crashes = findings = outside = 0
+    for part in range(max(1, n // 2000)):
+        out = _run_dir_fuzz(scratch, min(2000, n), seed + part)
+        for k, v in out["outcomes"].items():
+            total[k] = total.get(k, 0) + v
+        crashes += out["crashes"]
+        findings += len(out["findings"])
+        outside += len(out["outside"])
+        for f in out["findings"][:3]:
+            print("FINDING", f)
+    print(f"\ndirectory fuzz soak: {total}; crashes {crashes}; outside {outside}")
+    record(
+        "T17 directory fuzz (child)",
+        cases=sum(total.values()),
+        crashes=crashes,
+        unexpected_exceptions=findings,
+        outside_accesses=outside,
+    )
+    assert crashes == 0 and findings == 0 and outside == 0
+
+
+# ---------------------------------------------------------------- forged lengths
+
+
+def _forged_batch(payload: bytes, *, zstd: bool, payload_size: int, count: int = 1) -> RecordBatch:
+    batch = PreparedBatch(payload, payload_size, count, 5, 5, 1 if zstd else 0, -1, -1, -1)
+    frame = batch.frame(0)
+    return RecordBatch(HEADER.unpack_from(frame, 0), frame[68:], 0)
+
+
+def _peak(fn: Any) -> tuple[int, BaseException | None]:
+    tracemalloc.start()
+    err: BaseException | None = None
+    try:
+        fn()
+    except BaseException as e:
+        err = e
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak, err
+
+
+@pytest.mark.parametrize(
+    ("what", "payload", "zstd", "size"),
+    [
+        (
+            "payload_size past the limit",
+            zstandard.ZstdCompressor().compress(b"x"),
+            True,
+            MAX_PAYLOAD + 1,
+        ),
+        ("payload_size 4 GiB", zstandard.ZstdCompressor().compress(b"x"), True, 0xFFFFFFFF),
+        (
+            "zstd frame states another size",
+            zstandard.ZstdCompressor().compress(b"\0" * 1000),
+            True,
+            10,
+        ),
+        ("array32 of 4G elements", b"\x95\xc0\xc0\xc0\xdd\xff\xff\xff\xff\xc0", False, 10),
+        ("bin32 of 1 GiB", b"\x95\xc0\xc0\xc0\x91\xc6\x40\x00\x00\x00abc", False, 14),
+        ("str32 of 4 GiB", b"\x95\xc0\xc0\xc0\x91\xdb\xff\xff\xff\xffabc", False, 14),
+        ("nested 100k deep", b"\x95\xc0\xc0\xc0" + b"\x91" * 100_000 + b"\xc0", False, 0),
+    ],
+)
+def test_forged_lengths_allocate_nothing_big(
+    what: str, payload: bytes, zstd: bool, size: int
+) -> None:
+    """Checksum-valid frames claiming huge sizes: CorruptRecordError, peak memory < 16 MiB."""
+    batch = _forged_batch(payload, zstd=zstd, payload_size=size or len(payload))
+    peak, err = _peak(lambda: list(batch.records("forged")))
+    assert isinstance(err, CorruptRecordError), (what, err)
+    assert peak < 16 << 20, f"{what}: peak {peak} bytes"
+
+
+def test_zstd_expansion_is_bounded_by_payload_size() -> None:
+    """A small forged frame that decompresses to ``payload_size`` bytes of msgpack nils:
+    the allocation is bounded by the stated size times the object overhead (reported);
+    ``MAX_PAYLOAD`` (1 GiB) bounds it absolutely. A batch's stated size cannot be larger
+    than what the frame's own zstd header says."""
+    n = 1 << 20
+    raw = b"\x95\xc0\xc0\xc0\xdd" + n.to_bytes(4, "big") + b"\xc0" * n
+    compressed = zstandard.ZstdCompressor(level=19).compress(raw)
+    batch = _forged_batch(compressed, zstd=True, payload_size=len(raw), count=n)
+    peak, err = _peak(lambda: list(batch.columns("forged")))
+    ratio = peak / len(compressed)
+    print(
+        f"\nzstd bomb: {len(compressed)} B frame -> {len(raw)} B payload -> peak {peak} B "
+        f"({ratio:.0f}x the frame, {peak / len(raw):.1f}x the stated payload size)"
+    )
+    record(
+        "T17 forged frames",
+        zstd_bomb_frame_bytes=len(compressed),
+        zstd_bomb_peak_bytes=peak,
+        peak_per_payload_byte=round(peak / len(raw), 1),
+    )
+    assert err is None or isinstance(err, CorruptRecordError)
+    assert peak < 24 * len(raw)
+
+
+def test_msgpack_limits_are_explicit() -> None:
+    """The decoder refuses maps and extension types (explicit limits; see _codec)."""
+    import inspect
+
+    from streamlog.storage import _codec
+
+    src = inspect.getsource(_codec.RecordBatch._columns)
+    assert "max_map_len=0" in src and "max_ext_len=0" in src
+    ext = msgpack.packb([None, None, None, [msgpack.ExtType(1, b"x")], None])
+    with pytest.raises(CorruptRecordError):
+        list(_forged_batch(ext, zstd=False, payload_size=len(ext)).records("forged"))
