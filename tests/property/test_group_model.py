@@ -121,8 +121,8 @@ class GroupModel(RuleBasedStateMachine):
 
     @initialize(
         data=st.data(),
-        common=st.sampled_from(ASSIGNORS),
-        skew_ms=st.sampled_from([0, 0, 1, 5]),
+        common=st.sampled_from((*ASSIGNORS, COOPERATIVE)),  # (cooperative: twice as often)
+        skew_ms=st.sampled_from([0, 1, 5, 20]),
         n_topics=st.integers(2, 3),
         counts=st.lists(st.integers(1, 4), min_size=3, max_size=3),
         members=st.integers(0, 4),
@@ -381,7 +381,7 @@ class GroupModel(RuleBasedStateMachine):
             topics=tuple(sorted(topics)),
             protocols=tuple(protocols),
             session_ms=data.draw(st.sampled_from([1_000, 2_000, 3_000])),
-            rebalance_ms=data.draw(st.sampled_from([1_000, 3_000, 6_000])),
+            rebalance_ms=data.draw(st.sampled_from([1_000, 1_000, 3_000, 6_000])),
         )
         self.procs.append(proc)
         self.advance(proc)
@@ -435,6 +435,56 @@ class GroupModel(RuleBasedStateMachine):
             if beats[j % len(beats)]:
                 self.heartbeat(proc)
 
+    @rule(
+        i=st.integers(0, 10),
+        ms=st.sampled_from([999, 1_000, 3_000, 6_000]) | st.integers(1, 7_000),
+    )
+    def busy(self, i: int, ms: int) -> None:
+        """Every process is busy for a while (their heartbeat threads keep beating, so
+        leases hold while rebalance deadlines pass); then one of them polls first."""
+        self.now += ms * MS
+        for proc in self.running():
+            self.heartbeat(proc)
+        first = self.pick(i)
+        if first is not None:
+            self.advance(first)
+
+    @rule(
+        data=st.data(),
+        beat=st.booleans(),
+        then=st.sampled_from(["nothing", "tick", "poll", "start static"]),
+    )
+    def jump_to_an_edge(self, data: st.DataObject, beat: bool, then: str) -> None:
+        """Time passes to just before, at or after a moment where something ends: the
+        rebalance deadline, a quarantine, a lease (the shell's coordinator wakes up at
+        the earliest quarantine end; ``skew`` later the operation runs). Then maybe
+        something happens at that very moment."""
+        g = self.g
+        edges = set(g.quarantine.values())
+        if g.state == PREPARING:
+            edges.add(g.rebalance_deadline)
+        for m in g.members.values():
+            if m.member_id in self.hb:
+                edges.add(self.hb[m.member_id] + m.session_timeout_ms * MS)
+        ahead = sorted(e for e in edges if e > self.now)
+        if not ahead:
+            return
+        # mostly the next thing that happens (a discrete-event simulation), else any
+        edge = ahead[0] if data.draw(st.booleans()) else data.draw(st.sampled_from(ahead))
+        delta = data.draw(st.sampled_from([-(self.skew // 2), -(self.skew // 2), -1, 0, 1]))
+        self.now = max(self.now, edge + delta)
+        if beat:
+            for proc in self.running():
+                self.heartbeat(proc)
+        if then == "tick":
+            self.coordinate()
+        elif then == "poll":
+            poller = self.pick(data.draw(st.integers(0, 10)))
+            if poller is not None:
+                self.advance(poller)
+        elif then == "start static":
+            self.start(data, True)
+
     @rule(data=st.data())
     def set_partitions(self, data: st.DataObject) -> None:
         """A topic grows, or is deleted (0) or recreated with another count."""
@@ -451,8 +501,14 @@ class GroupModel(RuleBasedStateMachine):
             proc.topics = tuple(sorted(topics))
             proc.need_join = True
 
-    @rule()
-    def tick(self) -> None:
+    @rule(data=st.data(), wake=st.booleans())
+    def tick(self, data: st.DataObject, wake: bool) -> None:
+        """The coordinator runs; with ``wake``, when a quarantine ends (the shell's
+        coordinator is due then), observing a little before the operation runs."""
+        ends = sorted(set(self.g.quarantine.values()))
+        if wake and ends:
+            edge = data.draw(st.sampled_from(ends))
+            self.now = max(self.now, edge - self.skew // 2)
         self.coordinate()
 
     @rule(act=st.integers(0, 2))
