@@ -301,7 +301,8 @@ def test_every_crash_point_is_known() -> None:
     points = source_crash_points()
     assert set(RECOVERY_POINTS) <= set(points)
     assert len(points) >= 30, points
-    with open(os.path.join(os.path.dirname(SRC), "..", "docs", "reliability.md")) as f:
+    # next to the tests, not the package: CI installs the package into site-packages
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "reliability.md")) as f:
         doc = f.read()
     undocumented = [p for p in points if f"`{p}`" not in doc]
     assert not undocumented, f"crash points missing from docs/reliability.md: {undocumented}"

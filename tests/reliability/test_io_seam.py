@@ -41,7 +41,8 @@ from ._faults import METHODS
 from ._figures import record
 
 SRC = os.path.dirname(streamlog.__file__)
-DOC = os.path.join(os.path.dirname(os.path.dirname(SRC)), "docs", "reliability.md")
+# next to the tests, not the package: CI installs the package into site-packages
+DOC = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "reliability.md")
 
 # os/mmap functions that change files or descriptors: only _fs.py may call them
 FORBIDDEN = {
