@@ -28,6 +28,7 @@ import random
 import shutil
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -97,84 +98,85 @@ def _golden_acks(path: str) -> Acks:
     return acks
 
 
-def _workload(root: str, rng: random.Random, acks: Acks, steps: int, producer: str | None) -> None:
-    """Random operations; every acknowledgement is recorded in ``acks`` as it returns."""
-    log = streamlog.open(root)
-    store = OffsetStore(root, GROUP)
+def _workload(
+    root: str,
+    rng: random.Random,
+    acks: Acks,
+    steps: int,
+    producer: str | None,
+    handles: dict[str, Any],
+) -> None:
+    """Random operations; every acknowledgement is recorded in ``acks`` as it returns.
+
+    The open handles are left in ``handles``: the caller closes them once the power is
+    back (closing while it is cut would leave descriptors open, as a dead machine does).
+    """
+    log = handles["log"] = streamlog.open(root)
+    store = handles["store"] = OffsetStore(root, GROUP)
     prod = None
-    try:
-        if TOPIC not in acks.topics:
-            log.create_topic(TOPIC, 2, CONFIG)
-            acks.topics.add(TOPIC)
-        if producer is not None:
-            prod = log.producer(acks=producer)
-        seq = 0
-        for step in range(steps):
-            tp = (TOPIC, rng.randrange(2))
-            p = log.partition(*tp)
-            r = rng.random()
-            if r < 0.55:
-                values = [
-                    b"s%d-%d-" % (step, j) + b"v" * rng.randrange(200)
-                    for j in range(rng.randint(1, 4))
-                ]
-                if prod is not None and rng.random() < 0.5:
-                    futs = [prod.send(TOPIC, v, partition=tp[1]) for v in values]
-                    for v, f in zip(values, futs):
-                        md = f.result(timeout=30)
-                        acks.append(tp, md.offset, [v], durable=producer == "all")
-                        if producer == "all":
-                            acks.synced_all(tp)
-                else:
-                    sync = rng.random() < 0.35
-                    res = p.append(prepare_batch(values, timestamps=2000 + step), sync=sync)
-                    acks.append(tp, res.base_offset, values, durable=sync)
-                    if sync:
+    if TOPIC not in acks.topics:
+        log.create_topic(TOPIC, 2, CONFIG)
+        acks.topics.add(TOPIC)
+    if producer is not None:
+        prod = handles["prod"] = log.producer(acks=producer)
+    seq = 0
+    for step in range(steps):
+        tp = (TOPIC, rng.randrange(2))
+        p = log.partition(*tp)
+        r = rng.random()
+        if r < 0.55:
+            values = [
+                b"s%d-%d-" % (step, j) + b"v" * rng.randrange(200) for j in range(rng.randint(1, 4))
+            ]
+            if prod is not None and rng.random() < 0.5:
+                futs = [prod.send(TOPIC, v, partition=tp[1]) for v in values]
+                for v, f in zip(values, futs):
+                    md = f.result(timeout=30)
+                    acks.append(tp, md.offset, [v], durable=producer == "all")
+                    if producer == "all":
                         acks.synced_all(tp)
-            elif r < 0.62:
-                p.roll()
-            elif r < 0.67:
-                start, end = p.log_start_offset, p.end_offset
-                target = rng.randint(start, end)
-                new = p.delete_records(target)
-                acks.start_floor[tp] = max(acks.start_floor.get(tp, 0), new)
-            elif r < 0.71:
-                p.enforce_retention(now_ms=10_000)
-                acks.start_floor[tp] = max(acks.start_floor.get(tp, 0), p.log_start_offset)
-            elif r < 0.79:
-                seq += 1
-                n = max(acks.commits, default=0) + seq
-                acks.commit_attempted = max(acks.commit_attempted, n)
-                store.commit({TopicPartition(TOPIC, 0): OffsetAndMetadata(n, "")}, sync=True)
-                acks.commits.append(n)
-            elif r < 0.83:
-                name = f"x{step}"
-                log.create_topic(name, 1)
-                acks.topics.add(name)
-            elif r < 0.88:
-                p.flush()
-                acks.synced_all(tp)
-            elif r < 0.93:
-                if prod is not None:
-                    prod.close()
-                    prod = None
-                log.close()
-                for q in range(2):
-                    acks.synced_all((TOPIC, q))
-                log = streamlog.open(root)
-                if producer is not None:
-                    prod = log.producer(acks=producer)
             else:
-                # a read in the middle: the handle maps and follows segments
-                read_partition(p)
-    finally:
-        for closer in (prod.close if prod is not None else None, store.close, log.close):
-            if closer is None:
-                continue
-            try:
-                closer()
-            except (OSError, streamlog.StreamlogError):
-                pass
+                sync = rng.random() < 0.35
+                res = p.append(prepare_batch(values, timestamps=2000 + step), sync=sync)
+                acks.append(tp, res.base_offset, values, durable=sync)
+                if sync:
+                    acks.synced_all(tp)
+        elif r < 0.62:
+            p.roll()
+        elif r < 0.67:
+            start, end = p.log_start_offset, p.end_offset
+            target = rng.randint(start, end)
+            new = p.delete_records(target)
+            acks.start_floor[tp] = max(acks.start_floor.get(tp, 0), new)
+        elif r < 0.71:
+            p.enforce_retention(now_ms=10_000)
+            acks.start_floor[tp] = max(acks.start_floor.get(tp, 0), p.log_start_offset)
+        elif r < 0.79:
+            seq += 1
+            n = max(acks.commits, default=0) + seq
+            acks.commit_attempted = max(acks.commit_attempted, n)
+            store.commit({TopicPartition(TOPIC, 0): OffsetAndMetadata(n, "")}, sync=True)
+            acks.commits.append(n)
+        elif r < 0.83:
+            name = f"x{step}"
+            log.create_topic(name, 1)
+            acks.topics.add(name)
+        elif r < 0.88:
+            p.flush()
+            acks.synced_all(tp)
+        elif r < 0.93:
+            if prod is not None:
+                prod.close()
+                prod = handles["prod"] = None
+            log.close()
+            for q in range(2):
+                acks.synced_all((TOPIC, q))
+            log = handles["log"] = streamlog.open(root)
+            if producer is not None:
+                prod = handles["prod"] = log.producer(acks=producer)
+        else:
+            # a read in the middle: the handle maps and follows segments
+            read_partition(p)
 
 
 def power_cut_run(
@@ -200,9 +202,10 @@ def power_cut_run(
     model = PowerModel(top, mode=mode)
     model.cut_at = cut_at
     model.install()
+    handles: dict[str, Any] = {}
     try:
         try:
-            _workload(root, rng, acks, steps, producer)
+            _workload(root, rng, acks, steps, producer, handles)
         except PowerCut:
             pass
         except (OSError, streamlog.StreamlogError) as e:
@@ -210,6 +213,13 @@ def power_cut_run(
             assert model.dead, f"workload failed before the cut: {e!r}"
         model.cut_now()  # no effect if the power was already cut
         model.revive()
+        for name in ("prod", "store", "log"):
+            handle = handles.get(name)
+            if handle is not None:
+                try:
+                    handle.close()
+                except (OSError, streamlog.StreamlogError):
+                    pass
     finally:
         model.uninstall()
     image = model.build(rng)

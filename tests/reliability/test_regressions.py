@@ -525,3 +525,42 @@ def test_failed_opens_leak_no_descriptor(tmp_path: os.PathLike[str], err: int) -
                 break
             k += 1
     assert not leaks, leaks[:5]
+
+
+def test_recovery_point_never_passes_an_unsynced_segment(tmp_path: os.PathLike[str]) -> None:
+    """Found by the power-cut soak: a batch rolled segment 0 (its sync left to the
+    background flusher), then ``roll()`` in another thread synced segment 1 and moved
+    the recovery point past both, before the flusher had synced segment 0. After a
+    power cut, segment 0 had lost its seal (and could have lost a torn tail) but lay
+    below the recovery point, so recovery trusted it without a scan."""
+    from streamlog.storage._flusher import flusher
+
+    top = os.fspath(tmp_path)
+    root = os.path.join(top, "data")
+    with streamlog.open(root) as log:
+        log.create_topic("t", 1, {"segment.bytes": 4096})
+    gate = threading.Event()
+    with powered(top) as model:
+        log = streamlog.open(root)
+        p = log.partition("t", 0)
+
+        def busy() -> None:  # the flusher is busy for now
+            gate.wait(10)
+
+        flusher.submit(busy)
+        while len(p.segments()) < 2:  # segment 0 rolled by an append: its sync is queued
+            p.append(prepare_batch([b"x" * 500]))
+        p.append(prepare_batch([b"y"]))
+        p.roll()  # segment 1 sealed and synced here, in this thread
+        p.delete_records(1)  # syncs the state file, recovery point included
+        model.cut_now()
+        gate.set()
+        model.revive()
+        try:
+            log.close()
+        except streamlog.StorageIOError:
+            pass
+    with streamlog.open(root) as log:
+        log.partition("t", 0).append(prepare_batch([b"after"]))
+    report = streamlog.check(root)
+    assert report.ok, str(report)

@@ -547,6 +547,19 @@ class PartitionLog:
                 raise
             self._unsynced.pop(seg.base_offset, None)
             upto = max(upto, seg.next_offset)
+        if upto >= 0:
+            # The recovery point says everything below it is on disk: before it passes
+            # a segment, that segment must be synced too, not only the ones sealed here
+            # (a roll in another thread or process may still wait for its flusher).
+            for seg in self._not_yet_recovered(upto, sealed):
+                try:
+                    seg.sync()
+                    seg.sync_indexes()
+                except (StorageIOError, ValueError):
+                    if seg.closed:
+                        continue
+                    raise
+                self._unsynced.pop(seg.base_offset, None)
         self._sync_dirs()
         crashpoint("roll.flushed")
         if upto < 0:
@@ -557,6 +570,24 @@ class PartitionLog:
             if upto > point:
                 self.state.write_durable(start, upto)
                 crashpoint("roll.recovery_point")
+
+    def _not_yet_recovered(self, upto: int, skip: list[Segment]) -> list[Segment]:
+        """Segments below ``upto`` not wholly below the durable recovery point, but those
+        in ``skip`` (cheap to sync again if another flush already synced them)."""
+        with self._locked():
+            durable = self.state.durable()
+            point = durable[1] if durable else 0
+            keys = list(self._segments.keys())
+            out = []
+            for i, base in enumerate(keys):
+                if base >= upto:
+                    break
+                if i + 1 < len(keys) and keys[i + 1] <= point:
+                    continue
+                seg = self._segment(base)
+                if all(seg is not s for s in skip):
+                    out.append(seg)
+            return out
 
     def _wait_for_flushes(self) -> None:
         with self._flushes_done:
