@@ -2,8 +2,8 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/soak.py            # the full soak: 15-25 minutes on 2 cores
-    .venv/bin/python benchmarks/soak.py --quick    # every soak test, small counts (~2 minutes)
+    .venv/bin/python benchmarks/soak.py            # the full soak: about 10 minutes on 2 cores
+    .venv/bin/python benchmarks/soak.py --quick    # every soak test, small counts (~2.5 minutes)
     .venv/bin/python benchmarks/soak.py --seed 42  # reproducible random choices
 
 The figures (kills survived, crash points x n, power cuts, faults injected,
@@ -83,7 +83,7 @@ def main() -> int:
     lines = [
         line
         for line in table.splitlines()
-        if "=" in line and not line.startswith("=") and " passed" not in line
+        if "=" in line and not line.strip().startswith("=") and " passed" not in line
     ]
     header = [
         f"streamlog reliability soak, {started}",
