@@ -17,7 +17,8 @@ import streamlog
 import streamlog.errors
 
 SRC = Path(streamlog.__file__).resolve().parent
-API_MD = Path("/work/shared/API.md")
+# The contract lives beside the repository: ../shared/API.md from its root.
+API_MD = Path(__file__).resolve().parents[1].parent / "shared" / "API.md"
 
 # The errors API.md promises ("At least: ..."), kept here so the test runs without the file.
 API_ERRORS = [
@@ -90,6 +91,7 @@ def test_api_md_errors_are_all_exported() -> None:
         pytest.skip("API.md not available")
     text = API_MD.read_text()
     section = text[text.index("## Errors"):]
+    section = section[: section.find("\n# ")] if "\n# " in section else section  # v1 only
     named = {n for n in re.findall(r"`([A-Z][A-Za-z]+Error)`", section)
              if not hasattr(builtins, n)}  # "(also a `ValueError`)"
     assert set(API_ERRORS) <= named | {"StreamlogError"}
@@ -270,7 +272,8 @@ def _imports(path: Path) -> set[str]:
                 mod = ".".join([*base, *([node.module] if node.module else [])])
             else:
                 mod = node.module or ""
-            found.add(mod)
+            if node.module:  # ``from .. import x`` is a submodule x, checked by its name
+                found.add(mod)
             # ``from . import x`` may import the submodule x
             found.update(f"{mod}.{a.name}" for a in node.names)
     return {m for m in found if m == "streamlog" or m.startswith("streamlog.")}
@@ -285,10 +288,45 @@ def _within(mod: str, package: str) -> bool:
 
 
 def test_import_parser_sees_relative_imports() -> None:
-    found = _imports(SRC / "_log.py")
+    found = _imports(SRC / "coordination" / "_manager.py")
     assert "streamlog.coordination._catalog" in found
     assert "streamlog.storage._datadir" in found
     assert "streamlog._names" in found
+    assert "streamlog._layout" in _imports(SRC / "storage" / "_datadir.py")  # ``from .. import x``
+
+
+@pytest.mark.parametrize("path", _modules("clients"), ids=lambda p: p.name)
+def test_clients_do_not_import_the_handle(path: Path) -> None:
+    """Clients receive the ``LogManager``; the public handle sits above them."""
+    for mod in _imports(path):
+        assert not _within(mod, "streamlog._log"), f"{path.name} imports {mod}"
+        assert not _within(mod, "streamlog._check"), f"{path.name} imports {mod}"
+
+
+_GROUP_FILES = re.compile(
+    r"""["'](groups|members|state\.json|offsets\.log|offsets\.lock|group\.lock)["']"""
+    r"|_layout\.(group|offsets)"
+)
+
+
+@pytest.mark.parametrize("path", _modules("storage"), ids=lambda p: p.name)
+def test_storage_does_not_know_group_files(path: Path) -> None:
+    """What lives under meta/groups belongs to coordination (see ``_layout``)."""
+    found = _GROUP_FILES.findall(path.read_text())
+    assert not found, f"{path.name} names group files: {found}"
+
+
+def test_layout_is_the_only_namer_of_directories() -> None:
+    """The data directory's paths are spelled in ``_layout`` alone."""
+    spelled = re.compile(r"""["'](meta|topics|trash|groups|catalog\.lock|clean-shutdown)["']""")
+    offenders = []
+    for path in sorted(SRC.rglob("*.py")):
+        if path.name == "_layout.py":
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if "os.path.join" in line and spelled.search(line):
+                offenders.append(f"{path.relative_to(SRC)}:{n}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)
 
 
 @pytest.mark.parametrize("path", _modules("storage"), ids=lambda p: p.name)
@@ -299,7 +337,7 @@ def test_storage_imports_no_upper_layer(path: Path) -> None:
             assert not _within(mod, upper), f"{path.name} imports {mod}"
         # only the package's base modules and the storage layer itself
         allowed = ("streamlog.storage", "streamlog.errors", "streamlog._config", "streamlog._fs",
-                   "streamlog._names", "streamlog._structs")
+                   "streamlog._names", "streamlog._structs", "streamlog._layout")
         assert any(_within(mod, a) for a in allowed), f"{path.name} imports {mod}"
 
 
@@ -312,7 +350,7 @@ def test_coordination_does_not_import_log_or_clients(path: Path) -> None:
 
 
 def test_base_modules_import_no_layer() -> None:
-    for name in ("errors.py", "_structs.py", "_config.py", "_names.py", "_fs.py"):
+    for name in ("errors.py", "_structs.py", "_config.py", "_names.py", "_fs.py", "_layout.py"):
         for mod in _imports(SRC / name):
             for layer in ("streamlog.storage", "streamlog.coordination", "streamlog.clients",
                           "streamlog._log"):

@@ -11,8 +11,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from . import _layout
 from ._config import TopicConfig
-from ._fs import INDEX_SUFFIX, LOG_SUFFIX, TEMP_SUFFIXES, TIMEINDEX_SUFFIX, name_to_offset
+from ._fs import (
+    INDEX_SUFFIX,
+    LOG_SUFFIX,
+    TEMP_SUFFIXES,
+    TIMEINDEX_SUFFIX,
+    name_to_offset,
+    offset_to_name,
+)
 from .coordination._catalog import TopicCatalog
 from .errors import (
     DataDirectoryError,
@@ -88,8 +96,8 @@ def check(path: str | os.PathLike[str]) -> CheckReport:
     except (MetadataCorruptError, UnsupportedFormatError) as e:
         report.problems.append(Problem("format", os.path.join(root, FORMAT_FILE), None, str(e)))
         return report
-    meta_dir = os.path.join(root, "meta", "topics")
-    topics_dir = os.path.join(root, "topics")
+    meta_dir = _layout.catalog_dir(root)
+    topics_dir = _layout.topics_dir(root)
     configs: dict[str, tuple[TopicConfig, int]] = {}
     for fname in sorted(_listdir(meta_dir)):
         full = os.path.join(meta_dir, fname)
@@ -140,7 +148,7 @@ def _check_partition(pdir: str, config: TopicConfig, report: CheckReport) -> Non
     for i, base in enumerate(bases):
         report.segments += 1
         is_last = i == len(bases) - 1
-        stem = os.path.join(pdir, f"{base:020d}")
+        stem = os.path.join(pdir, offset_to_name(base))
         for suffix in (INDEX_SUFFIX, TIMEINDEX_SUFFIX):
             if not os.path.exists(stem + suffix):
                 report.problems.append(Problem("missing-index", stem + suffix))

@@ -86,6 +86,8 @@ class TopicDescription(NamedTuple):
     name: str
     partitions: list[PartitionDescription]
     config: dict[str, object]
+    #: new for every creation of the name: a topic deleted and created again is another topic
+    topic_id: str = ""
 
 
 class MemberDescription(NamedTuple):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import re
 from typing import Any
 
@@ -132,20 +130,6 @@ def _matching(log: streamlog.Log, pattern: str | None) -> list[str]:
     return [n for n in names if compiled.fullmatch(n)]
 
 
-def _topic_id(log: streamlog.Log, description: streamlog.TopicDescription) -> str:
-    """The topic's id: new for every creation of a name (the catalog file, docs/format.md)."""
-    given = getattr(description, "topic_id", None)
-    if isinstance(given, str):
-        return given
-    path = os.path.join(log.path, "meta", "topics", description.name + ".json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            found = json.load(f).get("id")
-    except (OSError, ValueError, AttributeError):
-        return "-"
-    return found if isinstance(found, str) else "-"
-
-
 def _describe(log: streamlog.Log, name: str) -> None:
     try:
         d = log.describe_topic(name)
@@ -154,7 +138,7 @@ def _describe(log: streamlog.Log, name: str) -> None:
     defaults = streamlog.TopicConfig().to_dict()
     overrides = ",".join(f"{k}={v}" for k, v in d.config.items() if defaults.get(k) != v)
     write_line(
-        f"Topic: {d.name}\tTopicId: {_topic_id(log, d)}\tPartitionCount: {len(d.partitions)}"
+        f"Topic: {d.name}\tTopicId: {d.topic_id}\tPartitionCount: {len(d.partitions)}"
         f"\tReplicationFactor: 1\tConfigs: {overrides}"
     )
     for p in d.partitions:

@@ -40,10 +40,10 @@ from ..errors import (
     OffsetOutOfRangeError,
     WakeupError,
 )
+from ._handle import PathOrLog, resolve
 from ._membership import CommitCallback, Membership
 
 if TYPE_CHECKING:
-    from .._log import Log
     from ..storage._partition import PartitionLog
 
 __all__ = ["Consumer", "ConsumerRebalanceListener"]
@@ -128,7 +128,7 @@ class Consumer:
     with ``group_id=None``. ``assign`` picks partitions by hand.
     """
 
-    def __init__(self, log: Log, *topics: str, **config: Any) -> None:
+    def __init__(self, path_or_log: PathOrLog, *topics: str, **config: Any) -> None:
         unknown = set(config) - set(_DEFAULTS)
         if unknown:
             raise ConfigError(
@@ -156,7 +156,8 @@ class Consumer:
             if cfg[name] is not None and not callable(cfg[name]):
                 raise ConfigError(f"{name} must be callable")
         _check_group_config(cfg, explicit_auto_commit="enable_auto_commit" in config)
-        self._log = log
+        # the data directory's manager: shared with the Log, or our own for a path
+        self._log, self._owns_log = resolve(path_or_log)
         self.config = cfg
         self.client_id: str = cfg["client_id"] or _next_client_id()
         self._group_id: str | None = cfg["group_id"]
@@ -188,7 +189,12 @@ class Consumer:
         self._auto_commit = bool(cfg["enable_auto_commit"]) and self._group_id is not None
         self._next_auto_commit = time.monotonic() + cfg["auto_commit_interval_ms"] / 1000
         if topics:
-            self.subscribe(topics)
+            try:
+                self.subscribe(topics)
+            except BaseException:
+                if self._owns_log:
+                    self._log.close()
+                raise
 
     # ------------------------------------------------------------------ assignment
     def _check_open(self) -> None:
@@ -314,7 +320,7 @@ class Consumer:
         names = self.subscription()
         tps: list[TopicPartition] = []
         for name in sorted(names):
-            meta = self._log._catalog.get(name)
+            meta = self._log.topic(name)
             if meta is not None:
                 tps.extend(TopicPartition(name, p) for p in range(meta.partitions))
         if set(tps) != set(self._assigned):
@@ -619,7 +625,7 @@ class Consumer:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"max_records must be a positive int; got {limit!r}")
         deadline = time.monotonic() + timeout_ms / 1000
-        cond = self._log._appended
+        signal = self._log.signal
         # Idleness carries over between calls: a loop of short polls on a quiet topic
         # must not restart the fast 50 us back-off every time (it cost 5% of a core).
         idle_since = self._idle_since
@@ -653,7 +659,7 @@ class Consumer:
                 self._auto_commit_now(wait=False)
             if self._unresolved and self._group_id is not None:
                 self._resolve_all()
-            seen = self._log._append_count
+            seen = signal.count
             out = self._collect(limit)
             if out:
                 self._idle_since = time.monotonic()
@@ -663,9 +669,7 @@ class Consumer:
             left = deadline - now
             if left <= 0:
                 return out
-            with cond:
-                if self._log._append_count == seen and not self._wakeup and not self._closed:
-                    cond.wait(min(left, delay))
+            signal.wait(seen, min(left, delay), self._stopping)
             cap = 0.001 if now - idle_since < 1.0 else 0.005
             delay = min(delay * 2, cap)
 
@@ -799,7 +803,10 @@ class Consumer:
     def wakeup(self) -> None:
         """Make a blocked ``poll`` (or the next one) raise ``WakeupError``. Any thread."""
         self._wakeup = True
-        self._log._notify_appended()
+        self._log.signal.notify()
+
+    def _stopping(self) -> bool:
+        return self._wakeup or self._closed
 
     def close(self) -> None:
         """Stop the consumer. Idempotent. A blocked ``poll`` returns empty.
@@ -831,7 +838,9 @@ class Consumer:
             self._member = None
             self._assigned = {}
             self._order = []
-            self._log._notify_appended()
+            self._log.signal.notify()
+            if self._owns_log:
+                self._log.close()
         self._raise_listener_error()
 
     def __enter__(self) -> Consumer:

@@ -63,7 +63,7 @@ from ..errors import (
 )
 
 if TYPE_CHECKING:
-    from .._log import Log
+    from ..coordination._manager import LogManager
 
 __all__ = ["Membership"]
 
@@ -91,7 +91,9 @@ class Hooks(Protocol):
 class Membership:
     """The member side of the group protocol for one consumer (see the module docstring)."""
 
-    def __init__(self, log: Log, hooks: Hooks, cfg: Mapping[str, Any], client_id: str) -> None:
+    def __init__(
+        self, log: LogManager, hooks: Hooks, cfg: Mapping[str, Any], client_id: str
+    ) -> None:
         self.log = log
         self.hooks = hooks
         self.group_id: str = cfg["group_id"]
@@ -290,7 +292,7 @@ class Membership:
     def _counts(self, topics: Iterable[str]) -> dict[str, int]:
         out = {}
         for t in topics:
-            meta = self.log._catalog.get(t)
+            meta = self.log.topic(t)
             if meta is not None:
                 out[t] = meta.partitions
         return out
@@ -422,7 +424,7 @@ class Membership:
             me = state.members.get(self.member_id or "")
             if me is not None and tuple(sorted(topics)) != me.topics:
                 self.need_join = True  # a pattern now matches other topics
-                self.log._notify_appended()
+                self.log.signal.notify()
             counts = self._counts(state.subscribed_topics())
             if (
                 state.state in (STABLE, COMPLETING)
@@ -435,7 +437,7 @@ class Membership:
             if counts is not None:
                 st.check_partitions(self._counts(st.subscribed_topics()), time.monotonic_ns())
             self._complete(st)
-        self.log._notify_appended()  # wake a waiting poll of this process
+        self.log.signal.notify()  # wake a waiting poll of this process
 
     # ------------------------------------------------------------------ commits
     def changed(

@@ -33,7 +33,6 @@ Thread-safe: one producer may be shared by many threads.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -52,10 +51,10 @@ from ..errors import (
 )
 from ..storage._codec import COMPRESSION_NONE, COMPRESSION_ZSTD, prepare_batch
 from ._future import BatchResult, FutureRecordMetadata, failed_future
+from ._handle import PathOrLog, resolve
 from ._partitioner import Partitioner, make_partitioner
 
 if TYPE_CHECKING:
-    from .._log import Log
     from ..storage._partition import PartitionLog
 
 __all__ = ["Producer"]
@@ -152,9 +151,7 @@ class Producer:
     refused until transactions are implemented.
     """
 
-    def __init__(self, path_or_log: Log | str | os.PathLike[str], **config: Any) -> None:
-        from .._log import Log, open  # noqa: PLC0415 - the handle sits above the clients
-
+    def __init__(self, path_or_log: PathOrLog, **config: Any) -> None:
         unknown = set(config) - set(_DEFAULTS)
         if unknown:
             raise ConfigError(
@@ -187,12 +184,8 @@ class Producer:
         self._partitioner: Partitioner = make_partitioner(
             cfg["partitioner"], batch_size=self._batch_size
         )
-        if isinstance(path_or_log, Log):
-            self._log = path_or_log
-            self._owns_log = False
-        else:
-            self._log = open(path_or_log)
-            self._owns_log = True
+        # the data directory's manager: shared with the Log, or our own for a path
+        self._log, self._owns_log = resolve(path_or_log)
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)  # sender waits for work
         self._space = threading.Condition(self._lock)  # send waits for buffer space
@@ -352,7 +345,7 @@ class Producer:
 
     def _refresh_topic(self, topic: str) -> _TopicInfo:
         check_topic_name(topic)
-        meta = self._log._catalog.get(topic)
+        meta = self._log.topic(topic)
         if meta is None:
             self._topics.pop(topic, None)
             raise UnknownTopicError(f"unknown topic {topic!r}")

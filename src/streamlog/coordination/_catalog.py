@@ -32,6 +32,7 @@ from typing import Any
 
 import filelock
 
+from .. import _layout
 from .._config import TopicConfig
 from .._fs import fs
 from .._names import check_topic_name
@@ -64,18 +65,18 @@ class TopicCatalog:
 
     def __init__(self, datadir: DataDir, *, lock_timeout: float = 30.0) -> None:
         self.datadir = datadir
-        self.dir = os.path.join(datadir.meta, "topics")
+        self.dir = _layout.catalog_dir(datadir.root)
         self._lock = filelock.FileLock(
-            os.path.join(datadir.meta, "catalog.lock"), timeout=lock_timeout, mode=0o600
+            _layout.catalog_lock(datadir.root), timeout=lock_timeout, mode=0o600
         )
         self._cache: dict[str, tuple[tuple[int, int, int], TopicMeta | None]] = {}
         self._cache_lock = threading.Lock()
 
     def _path(self, name: str) -> str:
-        return os.path.join(self.dir, f"{name}.json")
+        return _layout.topic_meta_file(self.datadir.root, name)
 
     def topic_dir(self, name: str) -> str:
-        return os.path.join(self.datadir.topics_dir, name)
+        return _layout.topic_dir(self.datadir.root, name)
 
     # ------------------------------------------------------------------ reading
     def get(self, name: str) -> TopicMeta | None:

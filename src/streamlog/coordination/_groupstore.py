@@ -59,6 +59,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from .. import _layout
 from .._fs import crashpoint, fs
 from .._names import check_name
 from ..errors import LockTimeoutError, StorageIOError
@@ -111,11 +112,11 @@ class GroupStore:
 
     def __init__(self, root: str, group_id: str, *, lock_timeout: float = 30.0) -> None:
         self.group_id = check_name("group_id", group_id)
-        self.dir = os.path.join(root, "meta", "groups", self.group_id)
-        self.members_dir = os.path.join(self.dir, "members")
-        self.state_path = os.path.join(self.dir, "state.json")
-        self.lock_path = os.path.join(self.dir, "group.lock")
-        self.version_path = os.path.join(self.dir, "version")
+        self.dir = _layout.group_dir(root, self.group_id)
+        self.members_dir = _layout.group_members_dir(root, self.group_id)
+        self.state_path = _layout.group_state_file(root, self.group_id)
+        self.lock_path = _layout.group_lock_file(root, self.group_id)
+        self.version_path = _layout.group_version_file(root, self.group_id)
         self.lock_timeout = lock_timeout
         self._rlock = threading.RLock()
         _STORES.add(self)

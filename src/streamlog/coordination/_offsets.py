@@ -93,6 +93,7 @@ from typing import Any
 import msgpack
 import xxhash
 
+from .. import _layout
 from .._fs import converted, crashpoint, fs
 from .._names import check_name, check_partition, check_topic_name
 from .._structs import OffsetAndMetadata, TopicPartition
@@ -230,6 +231,30 @@ def _check_sync(sync: object) -> bool:
 # ---------------------------------------------------------------------- the store
 
 
+def sync_all_offsets(root: str) -> None:
+    """fdatasync every group's committed offsets (commits need not be synced one by
+    one): run by the last user of the directory before it is marked clean."""
+    groups = _layout.groups_dir(root)
+    try:
+        names = sorted(fs.listdir(groups))
+    except StorageIOError as e:
+        if e.errno != errno.ENOENT:
+            raise
+        names = []
+    for group in names:
+        path = _layout.offsets_file(root, group)
+        try:
+            fd = fs.open(path, write=False)
+        except StorageIOError as e:
+            if e.errno in (errno.ENOENT, errno.ENOTDIR):
+                continue
+            raise
+        try:
+            fs.sync(fd, path)
+        finally:
+            fs.close(fd)
+
+
 class OffsetStore:
     """The committed offsets of one consumer group (see the module docstring).
 
@@ -255,11 +280,11 @@ class OffsetStore:
         ):
             raise ConfigError(f"lock_timeout must be a positive number, not {lock_timeout!r}")
         root = datadir.root if isinstance(datadir, DataDir) else os.path.abspath(os.fspath(datadir))
-        self.meta_dir = os.path.join(root, "meta")
-        self.groups_dir = os.path.join(self.meta_dir, "groups")
-        self.dir = os.path.join(self.groups_dir, self.group_id)
-        self.path = os.path.join(self.dir, "offsets.log")
-        self.lock_path = os.path.join(self.dir, "offsets.lock")
+        self.meta_dir = _layout.meta_dir(root)
+        self.groups_dir = _layout.groups_dir(root)
+        self.dir = _layout.group_dir(root, self.group_id)
+        self.path = _layout.offsets_file(root, self.group_id)
+        self.lock_path = _layout.offsets_lock_file(root, self.group_id)
         self._lock_timeout = float(lock_timeout)
         self._clock = clock
         self._closed = False

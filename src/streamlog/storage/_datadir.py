@@ -32,7 +32,9 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Callable
 
+from .. import _layout
 from .._fs import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX, crashpoint, fs
 from ..errors import (
     DataDirectoryError,
@@ -43,7 +45,7 @@ from ..errors import (
 )
 
 FORMAT_VERSION = 1
-FORMAT_FILE = "streamlog.json"
+FORMAT_FILE = _layout.FORMAT_FILE
 _MAX_META = 1 << 20
 
 # Partition directories of this process whose data failed to sync (fsyncgate): the
@@ -97,6 +99,18 @@ def refuse_link(path: str) -> None:
         )
 
 
+def refuse_links_in(directory: str) -> None:
+    """``refuse_link`` for ``directory`` and every entry directly in it (missing is fine)."""
+    refuse_link(directory)
+    try:
+        with os.scandir(directory) as it:
+            for entry in it:
+                if entry.is_symlink():
+                    refuse_link(entry.path)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+
+
 def write_json(path: str, data: dict[str, object]) -> None:
     fs.write_atomic(path, json.dumps(data, indent=1, sort_keys=True).encode() + b"\n")
 
@@ -106,9 +120,9 @@ class DataDir:
 
     def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = 30.0) -> None:
         self.root = os.path.abspath(os.fspath(path))
-        self.meta = os.path.join(self.root, "meta")
-        self.topics_dir = os.path.join(self.root, "topics")
-        self.trash = os.path.join(self.root, "trash")
+        self.meta = _layout.meta_dir(self.root)
+        self.topics_dir = _layout.topics_dir(self.root)
+        self.trash = _layout.trash_dir(self.root)
         self._fd = -1
         self._pid = os.getpid()
         self.needs_recovery = False
@@ -131,13 +145,13 @@ class DataDir:
                 raise DataDirectoryError(
                     "data directory path exists and is not a directory", path=root
                 )
-        fmt = os.path.join(root, FORMAT_FILE)
+        fmt = _layout.format_file(root)
         if st is not None and os.path.exists(fmt):
             self._check_format(fmt)
         if st is not None:
             self._refuse_links()
         try:
-            for d in (root, self.meta, os.path.join(self.meta, "topics"), self.topics_dir):
+            for d in (root, self.meta, _layout.catalog_dir(root), self.topics_dir):
                 # (new entries synced: topic metadata and partitions live below them)
                 fs.makedirs(d, sync_parents=True)
         except StorageIOError as e:
@@ -164,18 +178,10 @@ class DataDir:
         Files are opened with ``O_NOFOLLOW``; directories are checked here (and
         partition directories when a partition is opened).
         """
-        groups = os.path.join(self.meta, "groups")
-        fixed = (self.meta, os.path.join(self.meta, "topics"), groups, self.topics_dir, self.trash)
-        for d in fixed:
+        root = self.root
+        for d in (self.meta, _layout.catalog_dir(root), self.topics_dir, self.trash):
             refuse_link(d)
-        for d in (self.topics_dir, groups):
-            try:
-                with os.scandir(d) as it:
-                    for entry in it:
-                        if entry.is_symlink():
-                            refuse_link(entry.path)
-            except (FileNotFoundError, NotADirectoryError):
-                pass
+        refuse_links_in(self.topics_dir)
 
     @staticmethod
     def _check_format(path: str) -> None:
@@ -193,8 +199,8 @@ class DataDir:
             )
 
     def _lock(self, timeout: float) -> None:
-        self._fd = fs.open(os.path.join(self.meta, "instance.lock"), create=True)
-        marker = os.path.join(self.meta, "clean-shutdown")
+        self._fd = fs.open(_layout.instance_lock(self.root), create=True)
+        marker = _layout.clean_marker(self.root)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -206,7 +212,7 @@ class DataDir:
 
     def opened(self) -> None:
         """Recovery is done: mark the directory in use and let other processes in."""
-        marker = os.path.join(self.meta, "clean-shutdown")
+        marker = _layout.clean_marker(self.root)
         if os.path.exists(marker):
             fs.unlink(marker)
             fs.sync_dir(self.meta)
@@ -253,7 +259,10 @@ class DataDir:
                     out.append((topic, int(p), os.path.join(tdir, p)))
         return out
 
-    def close(self) -> None:
+    def close(self, *, sync_also: Callable[[], None] | None = None) -> None:
+        """Release the directory. The last user syncs the tails and marks it clean;
+        ``sync_also`` (the layers above: committed offsets) runs first, under the
+        exclusive lock, so the marker never covers data of theirs still unsynced."""
         if self._fd < 0:
             return
         if os.getpid() != self._pid:
@@ -271,36 +280,18 @@ class DataDir:
                 return  # the open failed before recovery finished: the directory is not clean
             if _failed_under(self.root):
                 return  # a sync failed: not clean (and re-syncing would prove nothing)
+            if sync_also is not None:
+                sync_also()
             self._sync_tails()
             crashpoint("close.tails_synced")
-            fs.write_atomic(os.path.join(self.meta, "clean-shutdown"), b"")
+            fs.write_atomic(_layout.clean_marker(self.root), b"")
         finally:
             fd, self._fd = self._fd, -1
             fs.close(fd)
 
     def _sync_tails(self) -> None:
         """fdatasync the last two segments (with their indexes: the clean-shutdown marker
-        says they need no rebuild) and the state of every partition, and every group's
-        committed offsets (commits need not be synced one by one); cheap when clean."""
-        groups = os.path.join(self.meta, "groups")
-        try:
-            names = sorted(fs.listdir(groups))
-        except StorageIOError as e:
-            if e.errno != errno.ENOENT:
-                raise
-            names = []
-        for group in names:
-            path = os.path.join(groups, group, "offsets.log")
-            try:
-                fd = fs.open(path, write=False)
-            except StorageIOError as e:
-                if e.errno in (errno.ENOENT, errno.ENOTDIR):
-                    continue
-                raise
-            try:
-                fs.sync(fd, path)
-            finally:
-                fs.close(fd)
+        says they need no rebuild) and the state of every partition; cheap when clean."""
         pdirs = [pdir for _topic, _p, pdir in self.partition_dirs()]
         for pdir in pdirs:
             try:

@@ -1,0 +1,114 @@
+"""Every path of a data directory, named in one place.
+
+::
+
+    <data>/
+      streamlog.json                    format version (storage._datadir)
+      meta/
+        instance.lock                   who has the directory open (storage._datadir)
+        clean-shutdown                  present while closed cleanly (storage._datadir)
+        catalog.lock                    guards topic create/delete/grow (coordination._catalog)
+        topics/<topic>.json             the topic catalog (coordination._catalog)
+        groups/<group>/                 one consumer group (coordination._groupstore)
+          group.lock  state.json  version  members/<member id>
+          offsets.log  offsets.lock     committed offsets (coordination._offsets)
+      topics/<topic>/<partition>/       a partition log (storage._partition); segment
+                                        file names are ``_fs.offset_to_name`` + suffix
+      trash/                            deleted topics on their way out
+
+Storage modules use only the directory-level names (``meta``, ``topics``,
+``trash``, partition directories); what lives under ``meta/groups`` belongs to
+the coordination layer, which hands storage anything it must sync at close as
+a callback. Names that come from users or from disk (topics, groups, member
+ids) are validated by their owners before they reach these functions.
+"""
+
+from __future__ import annotations
+
+import os
+
+FORMAT_FILE = "streamlog.json"
+TMP_SUFFIX = ".tmp"
+
+
+# ------------------------------------------------------------------ top level
+def meta_dir(root: str) -> str:
+    return os.path.join(root, "meta")
+
+
+def topics_dir(root: str) -> str:
+    return os.path.join(root, "topics")
+
+
+def trash_dir(root: str) -> str:
+    return os.path.join(root, "trash")
+
+
+def format_file(root: str) -> str:
+    return os.path.join(root, FORMAT_FILE)
+
+
+def instance_lock(root: str) -> str:
+    return os.path.join(meta_dir(root), "instance.lock")
+
+
+def clean_marker(root: str) -> str:
+    return os.path.join(meta_dir(root), "clean-shutdown")
+
+
+# ------------------------------------------------------------------ topics
+def catalog_dir(root: str) -> str:
+    return os.path.join(meta_dir(root), "topics")
+
+
+def catalog_lock(root: str) -> str:
+    return os.path.join(meta_dir(root), "catalog.lock")
+
+
+def topic_meta_file(root: str, topic: str) -> str:
+    return os.path.join(catalog_dir(root), f"{topic}.json")
+
+
+def topic_dir(root: str, topic: str) -> str:
+    return os.path.join(topics_dir(root), topic)
+
+
+def partition_dir(root: str, topic: str, partition: int) -> str:
+    return os.path.join(topic_dir(root, topic), str(partition))
+
+
+# ------------------------------------------------------------------ groups
+GROUP_STATE = "state.json"
+GROUP_OFFSETS = "offsets.log"
+
+
+def groups_dir(root: str) -> str:
+    return os.path.join(meta_dir(root), "groups")
+
+
+def group_dir(root: str, group: str) -> str:
+    return os.path.join(groups_dir(root), group)
+
+
+def group_state_file(root: str, group: str) -> str:
+    return os.path.join(group_dir(root, group), GROUP_STATE)
+
+
+def group_lock_file(root: str, group: str) -> str:
+    return os.path.join(group_dir(root, group), "group.lock")
+
+
+def group_version_file(root: str, group: str) -> str:
+    return os.path.join(group_dir(root, group), "version")
+
+
+def group_members_dir(root: str, group: str) -> str:
+    return os.path.join(group_dir(root, group), "members")
+
+
+def offsets_file(root: str, group: str) -> str:
+    return os.path.join(group_dir(root, group), GROUP_OFFSETS)
+
+
+def offsets_lock_file(root: str, group: str) -> str:
+    return os.path.join(group_dir(root, group), "offsets.lock")

@@ -1,0 +1,315 @@
+"""``LogManager``: the service every client of one data directory handle shares.
+
+It owns what used to be reached through the public handle's private attributes:
+the open ``DataDir``, the topic catalog, the cache of open partition logs, and
+the in-process append signal. ``streamlog.Log`` creates one and fronts it;
+producers and consumers receive it (a client given a path creates and owns
+its own), so nothing in ``clients/`` imports the handle.
+
+Like Kafka's ``LogManager``, it also runs recovery of every partition when the
+directory was not shut down cleanly, and retention over all partitions.
+
+Thread-safe (one ``RLock`` guards the partition cache); several processes may
+each have their own manager on the same directory (the catalog and the
+partition logs carry the cross-process protocols).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .. import _layout
+from .._names import check_partition, check_topic_name
+from .._structs import PartitionDescription, TopicDescription, TopicPartition
+from ..errors import ClosedError, ConfigError, StorageIOError, UnknownPartitionError
+from ..storage._datadir import DataDir, refuse_links_in
+from ..storage._partition import PartitionLog, RecoveryReport
+from ._catalog import TopicCatalog, TopicMeta
+from ._offsets import sync_all_offsets
+
+__all__ = ["AppendSignal", "LogManager"]
+
+_FD_LIMIT_RAISED = False
+
+
+def _raise_fd_limit() -> None:
+    """Raise this process's soft open-file limit to its hard limit, once.
+
+    Every open partition holds a few descriptors (its lock file and one per
+    mapped file; Python's mmap keeps its own duplicate), so a process using
+    hundreds of partitions outgrows the common soft limit of 1024 long before
+    the hard limit. Kafka's brokers ask operators to raise it; a library can
+    do it itself, since the hard limit is the administrator's bound.
+    """
+    global _FD_LIMIT_RAISED
+    if _FD_LIMIT_RAISED:
+        return
+    _FD_LIMIT_RAISED = True
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        if soft != resource.RLIM_INFINITY and soft < target:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):  # not permitted, or not POSIX: keep the limit
+        pass
+
+
+class AppendSignal:
+    """Wakes consumers of this process waiting for data: every append through the
+    manager's partitions (and ``wakeup``/``close`` of a consumer) bumps ``count``
+    and notifies ``cond``. A waiter reads ``count`` before it looks for data and
+    waits only while it is unchanged, so no notification is lost in between."""
+
+    __slots__ = ("cond", "count")
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition(threading.Lock())
+        self.count = 0
+
+    def notify(self) -> None:
+        with self.cond:
+            self.count += 1
+            self.cond.notify_all()
+
+    def wait(self, seen: int, timeout: float, stop: Callable[[], bool]) -> None:
+        """Wait up to ``timeout`` seconds unless ``count`` moved past ``seen`` or ``stop()``."""
+        with self.cond:
+            if self.count == seen and not stop():
+                self.cond.wait(timeout)
+
+
+class LogManager:
+    """The open data directory below the public handle (see the module docstring)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        lock_timeout_ms: int = 10_000,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if isinstance(lock_timeout_ms, bool) or not isinstance(lock_timeout_ms, int):
+            raise ConfigError("lock_timeout_ms must be an int")
+        if lock_timeout_ms < 0:
+            raise ConfigError("lock_timeout_ms must be >= 0")
+        self.lock_timeout = lock_timeout_ms / 1000
+        self.clock = clock or time.time
+        self._closed = False
+        self._mutex = threading.RLock()
+        self._partitions: dict[tuple[str, int], tuple[str, PartitionLog]] = {}
+        self.signal = AppendSignal()
+        _raise_fd_limit()
+        self._datadir = DataDir(path, lock_timeout=max(self.lock_timeout, 30.0))
+        self.recovery: list[RecoveryReport] = []
+        try:
+            # storage checks its own directories for planted links; groups are ours
+            refuse_links_in(_layout.groups_dir(self._datadir.root))
+            self.catalog = TopicCatalog(self._datadir, lock_timeout=max(self.lock_timeout, 1.0))
+            if self._datadir.needs_recovery:
+                self._recover_all()
+            if self._datadir.exclusive:
+                self._clean_leftovers()
+            self._datadir.opened()
+        except BaseException:
+            self._datadir.close()
+            raise
+
+    def _recover_all(self) -> None:
+        for topic, _p, pdir in self._datadir.partition_dirs():
+            meta = self.catalog.get(topic)
+            if meta is None:
+                continue
+            plog = PartitionLog(
+                pdir, meta.config, lock_timeout=self.lock_timeout, recover=True, clock=self.clock
+            )
+            if plog.report is not None:
+                self.recovery.append(plog.report)
+            plog.close()
+
+    def _clean_leftovers(self) -> None:
+        """Run while nobody else has the directory open: finish what crashes left."""
+        root = self._datadir.root
+        # deletions interrupted by a crash; nobody else can be reading them now
+        shutil.rmtree(self._datadir.trash, ignore_errors=True)
+        # metadata writes interrupted between temporary file and rename
+        for d in (_layout.meta_dir(root), _layout.catalog_dir(root)):
+            for name in os.listdir(d):
+                if name.endswith(_layout.TMP_SUFFIX):
+                    os.unlink(os.path.join(d, name))
+
+    @property
+    def path(self) -> str:
+        """The data directory's absolute path."""
+        return self._datadir.root
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("the data directory handle is closed")
+
+    # ------------------------------------------------------------------ topics
+    def topic(self, name: str) -> TopicMeta | None:
+        """The catalog entry of ``name`` as it is now, or None (no lock taken)."""
+        return self.catalog.get(name)
+
+    def topics(self) -> list[str]:
+        self.check_open()
+        return self.catalog.names()
+
+    def create_topic(self, name: str, partitions: int, config: Mapping[str, Any] | None) -> None:
+        self.check_open()
+        self.catalog.create(name, partitions, config)
+
+    def delete_topic(self, name: str) -> None:
+        self.check_open()
+        self.catalog.delete(name)
+        with self._mutex:
+            doomed = [self._partitions.pop(k)[1] for k in list(self._partitions) if k[0] == name]
+        _close_all(doomed)
+
+    def create_partitions(self, name: str, total: int) -> None:
+        self.check_open()
+        self.catalog.grow(name, total)
+
+    def alter_topic_config(self, name: str, config: Mapping[str, Any]) -> None:
+        self.check_open()
+        meta = self.catalog.alter_config(name, config)
+        with self._mutex:
+            for (topic, _p), (topic_id, plog) in self._partitions.items():
+                if topic == name and topic_id == meta.id:
+                    plog.config = meta.config
+
+    def describe_topic(self, name: str) -> TopicDescription:
+        self.check_open()
+        meta = self.catalog.require(name)
+        parts = []
+        for p in range(meta.partitions):
+            with self._mutex:
+                cached = self._partitions.get((name, p))
+                plog = cached[1] if cached is not None and cached[0] == meta.id else None
+            # Partitions nobody here uses are opened only for the look, so that
+            # describing a topic of thousands of partitions keeps no descriptors.
+            temporary = plog is None
+            if plog is None:
+                plog = self.open_partition(meta, p)
+            try:
+                end = plog.end_offset
+                parts.append(
+                    PartitionDescription(
+                        p, plog.log_start_offset, end, plog.size_bytes(), plog.segment_count
+                    )
+                )
+            finally:
+                if temporary:
+                    plog.close()
+        return TopicDescription(name, parts, meta.config.to_dict(), meta.id)
+
+    # ------------------------------------------------------------------ partitions
+    def partition(self, topic: str, partition: int) -> PartitionLog:
+        """The cached log of one partition, checked against the catalog on every call:
+        a topic deleted (or deleted and created again) by another process is never
+        served from the cache."""
+        self.check_open()
+        check_topic_name(topic)
+        check_partition(partition)
+        return self.partition_for(self.catalog.require(topic), partition)
+
+    def partition_for(self, meta: TopicMeta, partition: int) -> PartitionLog:
+        if partition >= meta.partitions:
+            raise UnknownPartitionError(
+                f"topic {meta.name!r} has {meta.partitions} partitions; no partition {partition}"
+            )
+        key = (meta.name, partition)
+        with self._mutex:
+            self.check_open()
+            cached = self._partitions.get(key)
+            if cached is not None:
+                if cached[0] == meta.id:
+                    return cached[1]
+                _close_deleted(cached[1])  # the topic was deleted and created again
+            plog = self.open_partition(meta, partition)
+            plog.on_append = self.signal.notify
+            self._partitions[key] = (meta.id, plog)
+            return plog
+
+    def open_partition(self, meta: TopicMeta, partition: int) -> PartitionLog:
+        """A new, uncached log of one partition (the caller closes it)."""
+        if partition >= meta.partitions:
+            raise UnknownPartitionError(
+                f"topic {meta.name!r} has {meta.partitions} partitions; no partition {partition}"
+            )
+        pdir = _layout.partition_dir(self.path, meta.name, partition)
+        return PartitionLog(pdir, meta.config, lock_timeout=self.lock_timeout, clock=self.clock)
+
+    def delete_records(self, offsets: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
+        self.check_open()
+        return {
+            tp: self.partition(tp.topic, tp.partition).delete_records(o)
+            for tp, o in offsets.items()
+        }
+
+    def enforce_retention(self) -> int:
+        self.check_open()
+        deleted = 0
+        for name in self.catalog.names():
+            meta = self.catalog.get(name)
+            if meta is None:
+                continue
+            for p in range(meta.partitions):
+                deleted += self.partition_for(meta, p).enforce_retention()
+        return deleted
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Close every partition (all of them, even when one fails), release the
+        directory, and raise the first error. Idempotent."""
+        with self._mutex:
+            if self._closed:
+                return
+            self._closed = True
+            partitions = [plog for _id, plog in self._partitions.values()]
+            self._partitions.clear()
+        first: BaseException | None = None
+        try:
+            _close_all(partitions)
+        except BaseException as e:
+            first = e
+        try:
+            self._datadir.close(sync_also=lambda: sync_all_offsets(self.path))
+        except BaseException as e:
+            if first is None:
+                first = e
+        if first is not None:
+            raise first
+
+
+def _close_all(plogs: list[PartitionLog]) -> None:
+    """Close each of ``plogs``; raise the first error after trying them all."""
+    first: BaseException | None = None
+    for plog in plogs:
+        try:
+            _close_deleted(plog)
+        except BaseException as e:
+            if first is None:
+                first = e
+    if first is not None:
+        raise first
+
+
+def _close_deleted(plog: PartitionLog) -> None:
+    """Close ``plog``; if its topic was deleted meanwhile (its directory is gone), its
+    files need no sync and the failure to sync them is not an error."""
+    try:
+        plog.close()
+    except StorageIOError:
+        if os.path.isdir(plog.path):
+            raise
