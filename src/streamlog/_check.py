@@ -8,6 +8,7 @@ diskcache's ``Cache.check``.
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from ._fs import (
     LOG_SUFFIX,
     TEMP_SUFFIXES,
     TIMEINDEX_SUFFIX,
+    fs,
     name_to_offset,
     offset_to_name,
 )
@@ -126,9 +128,11 @@ def check(path: str | os.PathLike[str]) -> CheckReport:
 
 def _listdir(path: str) -> list[str]:
     try:
-        return os.listdir(path)
-    except FileNotFoundError:
-        return []
+        return fs.listdir(path)
+    except StorageIOError as e:
+        if e.errno == errno.ENOENT:
+            return []
+        raise
 
 
 def _check_partition(pdir: str, config: TopicConfig, report: CheckReport) -> None:

@@ -1,20 +1,31 @@
-"""Topic configuration: Kafka's dotted names, validated, with embedded-friendly defaults.
+"""Validated configuration: topics (Kafka's dotted names) and clients (snake_case names).
 
-Values may be given as ints or as decimal strings (as Kafka's admin tools and
-``--config k=v`` pass them); anything else is a ``ConfigError`` raised before
-any file is touched. See ``docs/configuration.md`` for why each default differs
-from Kafka's where it does.
+Topic settings may be given as ints or as decimal strings (as Kafka's admin
+tools and ``--config k=v`` pass them); anything else is a ``ConfigError``
+raised before any file is touched. See ``docs/configuration.md`` for why each
+default differs from Kafka's where it does.
+
+Client settings are the keyword arguments of ``Producer``/``Consumer`` (Kafka's
+names in snake_case, defaults as in kafka-python); ``ProducerConfig`` and
+``ConsumerConfig`` check them, again before anything touches the disk. Two
+checks belong to registries of upper layers, which this base module does not
+import: the partitioner's name (``clients._partitioner.make_partitioner``) and
+the assignors' names (``coordination._assignors.get_assignor``). The clients
+make those right after ``from_kwargs``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from ._names import check_name
 from .errors import ConfigError
 
-__all__ = ["TopicConfig"]
+__all__ = ["ConsumerConfig", "ProducerConfig", "TopicConfig", "next_client_id"]
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -136,3 +147,237 @@ assert {f.name for f in fields(TopicConfig)} == {
     *(v[0] for v in _INT_KEYS.values()),
     *(v[0] for v in _STR_KEYS.values()),
 }
+
+
+# ---------------------------------------------------------------------- clients
+
+
+@dataclass(frozen=True)
+class ProducerConfig:
+    """A producer's validated configuration. Build it with ``ProducerConfig.from_kwargs``.
+
+    ``acks`` is normalized to 0, 1 or ``"all"``. ``partitioner`` is a name or a
+    callable, checked when the producer builds it (``make_partitioner``). The
+    last four settings are accepted for compatibility and ignored: a local
+    append has no retries or requests.
+    """
+
+    acks: int | str = 1
+    linger_ms: int = 0
+    batch_size: int = 16384
+    compression_type: str | None = None
+    key_serializer: Callable[[Any], bytes | None] | None = None
+    value_serializer: Callable[[Any], bytes | None] | None = None
+    partitioner: str | Callable[..., int] = "murmur2"
+    max_request_size: int = 1048576
+    buffer_memory: int = 33554432
+    max_block_ms: int = 60000
+    enable_idempotence: bool = False
+    transactional_id: str | None = None
+    client_id: str | None = None
+    retries: object = None
+    request_timeout_ms: object = None
+    delivery_timeout_ms: object = None
+    max_in_flight_requests_per_connection: object = None
+
+    @classmethod
+    def from_kwargs(cls, config: Mapping[str, Any]) -> ProducerConfig:
+        """Validate the producer's keyword arguments; unknown keys and bad values raise
+        ``ConfigError``."""
+        _check_known("producer", cls, config)
+        cfg: dict[str, Any] = {**_defaults(cls), **config}
+        cfg["acks"] = _check_acks(cfg["acks"])
+        _check_int(cfg, "linger_ms", 0)
+        _check_int(cfg, "batch_size", 0)
+        _check_int(cfg, "max_request_size", 1)
+        _check_int(cfg, "buffer_memory", 1)
+        _check_int(cfg, "max_block_ms", 0)
+        compression = cfg["compression_type"]
+        if compression not in (None, "none", "zstd"):
+            raise ConfigError(
+                f"compression_type {compression!r} is not supported; use None or 'zstd'"
+            )
+        _check_callables(cfg, "key_serializer", "value_serializer")
+        if cfg["transactional_id"] is not None:
+            raise ConfigError("transactional_id: transactions are not implemented yet")
+        if not isinstance(cfg["enable_idempotence"], bool):
+            raise ConfigError("enable_idempotence must be a bool")
+        return cls(**cfg)
+
+    def to_dict(self) -> dict[str, object]:
+        """Every setting by its keyword name, defaults filled in."""
+        return _as_dict(self)
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    """A consumer's validated configuration. Build it with ``ConsumerConfig.from_kwargs``.
+
+    ``partition_assignment_strategy`` is normalized to a tuple of names; the
+    names themselves are the assignor registry's to check (``get_assignor``,
+    called by the consumer). ``fetch_min_bytes``, ``fetch_max_wait_ms`` and
+    ``request_timeout_ms`` are accepted for compatibility and ignored: reads
+    are local. ``fsync_commits``: ``commit()`` returns after fdatasync (offsets
+    survive power loss), not just after the write (offsets survive any process
+    crash); see docs/groups.md.
+    """
+
+    group_id: str | None = None
+    auto_offset_reset: str = "latest"
+    enable_auto_commit: bool = True
+    auto_commit_interval_ms: int = 5000
+    max_poll_records: int = 500
+    max_poll_interval_ms: int = 300000
+    session_timeout_ms: int = 45000
+    heartbeat_interval_ms: int = 3000
+    isolation_level: str = "read_uncommitted"
+    partition_assignment_strategy: tuple[str, ...] = ("range",)
+    group_instance_id: str | None = None
+    key_deserializer: Callable[[bytes], Any] | None = None
+    value_deserializer: Callable[[bytes], Any] | None = None
+    consumer_timeout_ms: float | None = None
+    client_id: str | None = None
+    max_partition_fetch_bytes: int = 1048576
+    fetch_max_bytes: int = 52428800
+    fetch_min_bytes: object = None
+    fetch_max_wait_ms: object = None
+    request_timeout_ms: object = None
+    metadata_max_age_ms: int = 1000
+    fsync_commits: bool = False
+
+    @classmethod
+    def from_kwargs(cls, config: Mapping[str, Any]) -> ConsumerConfig:
+        """Validate the consumer's keyword arguments; unknown keys and bad values raise
+        ``ConfigError``."""
+        _check_known("consumer", cls, config)
+        cfg: dict[str, Any] = {**_defaults(cls), **config}
+        if cfg["auto_offset_reset"] not in ("earliest", "latest", "none"):
+            raise ConfigError(
+                "auto_offset_reset must be 'earliest', 'latest' or 'none'; "
+                f"got {cfg['auto_offset_reset']!r}"
+            )
+        if cfg["isolation_level"] not in ("read_uncommitted", "read_committed"):
+            raise ConfigError(
+                "isolation_level must be 'read_uncommitted' or 'read_committed'; "
+                f"got {cfg['isolation_level']!r}"
+            )
+        for name in ("max_poll_records", "max_partition_fetch_bytes", "fetch_max_bytes"):
+            v = cfg[name]
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{name} must be a positive int; got {v!r}")
+        ct = cfg["consumer_timeout_ms"]
+        if ct is not None and (isinstance(ct, bool) or not isinstance(ct, (int, float)) or ct < 0):
+            raise ConfigError(f"consumer_timeout_ms must be a number >= 0; got {ct!r}")
+        _check_callables(cfg, "key_deserializer", "value_deserializer")
+        _check_group(cfg, explicit_auto_commit="enable_auto_commit" in config)
+        return cls(**cfg)
+
+    @property
+    def auto_commit(self) -> bool:
+        """Whether positions are committed automatically (needs a group)."""
+        return self.enable_auto_commit and self.group_id is not None
+
+    def to_dict(self) -> dict[str, object]:
+        """Every setting by its keyword name, defaults filled in."""
+        return _as_dict(self)
+
+
+_counters: dict[str, itertools.count[int]] = {}
+_counters_lock = threading.Lock()
+
+
+def next_client_id(kind: str) -> str:
+    """A client id for a client given none: ``producer-1``, ``consumer-3``... (numbered per
+    kind, in this process)."""
+    with _counters_lock:
+        counter = _counters.setdefault(kind, itertools.count(1))
+        return f"{kind}-{next(counter)}"
+
+
+def _defaults(cls: type[ProducerConfig | ConsumerConfig]) -> dict[str, Any]:
+    return {f.name: f.default for f in fields(cls)}
+
+
+def _as_dict(config: ProducerConfig | ConsumerConfig) -> dict[str, object]:
+    # not dataclasses.asdict: it deep-copies, and serializers may be any callable
+    return {f.name: getattr(config, f.name) for f in fields(config)}
+
+
+def _check_known(
+    kind: str, cls: type[ProducerConfig | ConsumerConfig], config: Mapping[str, Any]
+) -> None:
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"{kind} config must be a dict, not {type(config).__name__}")
+    for key in config:
+        if not isinstance(key, str):
+            raise ConfigError(f"{kind} config keys must be str, not {type(key).__name__}")
+    known = sorted(_defaults(cls))
+    unknown = set(config) - set(known)
+    if unknown:
+        raise ConfigError(f"unknown {kind} config {sorted(unknown)}; known: {known}")
+
+
+def _check_acks(acks: object) -> int | str:
+    if acks in ("all", -1, "-1"):
+        return "all"
+    if acks in (0, 1, "0", "1") and not isinstance(acks, bool):
+        return 0 if acks in (0, "0") else 1
+    raise ConfigError(f"acks must be 0, 1 or 'all'; got {acks!r}")
+
+
+def _check_int(cfg: Mapping[str, Any], name: str, low: int) -> int:
+    value = cfg[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an int, not {type(value).__name__}")
+    if value < low:
+        raise ConfigError(f"{name} must be >= {low}; got {value}")
+    return value
+
+
+def _check_callables(cfg: Mapping[str, Any], *names: str) -> None:
+    for name in names:
+        if cfg[name] is not None and not callable(cfg[name]):
+            raise ConfigError(f"{name} must be callable")
+
+
+def _positive_ms(cfg: Mapping[str, Any], name: str) -> int:
+    v = cfg[name]
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ConfigError(f"{name} must be a positive int (milliseconds); got {v!r}")
+    return v
+
+
+def _check_group(cfg: dict[str, Any], *, explicit_auto_commit: bool) -> None:
+    """Validate the group settings; normalizes ``partition_assignment_strategy`` in ``cfg``."""
+    group = cfg["group_id"]
+    if group is not None:
+        check_name("group_id", group)
+    elif explicit_auto_commit and cfg["enable_auto_commit"]:
+        raise ConfigError("enable_auto_commit=True needs a group_id (Kafka refuses it too)")
+    instance = cfg["group_instance_id"]
+    if instance is not None:
+        if group is None:
+            raise ConfigError("group_instance_id needs a group_id")
+        check_name("group_instance_id", instance)
+    for flag in ("enable_auto_commit", "fsync_commits"):
+        if not isinstance(cfg[flag], bool):
+            raise ConfigError(f"{flag} must be a bool")
+    for name in (
+        "session_timeout_ms",
+        "heartbeat_interval_ms",
+        "max_poll_interval_ms",
+        "auto_commit_interval_ms",
+        "metadata_max_age_ms",
+    ):
+        _positive_ms(cfg, name)
+    if cfg["heartbeat_interval_ms"] >= cfg["session_timeout_ms"]:
+        raise ConfigError(
+            "heartbeat_interval_ms must be lower than session_timeout_ms "
+            f"({cfg['heartbeat_interval_ms']} >= {cfg['session_timeout_ms']})"
+        )
+    strategies = cfg["partition_assignment_strategy"]
+    if isinstance(strategies, str):
+        strategies = [strategies]
+    if not isinstance(strategies, (list, tuple)) or not strategies:
+        raise ConfigError("partition_assignment_strategy must be a name or a list of names")
+    cfg["partition_assignment_strategy"] = tuple(strategies)

@@ -18,9 +18,11 @@ sorts numerically) and the suffixes, as Kafka's ``LogFileUtils``.
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import mmap
 import os
+import shutil
 import signal
 import stat
 from collections.abc import Callable, Iterator
@@ -188,6 +190,31 @@ class FileSystem:
 
     def listdir(self, path: str) -> list[str]:
         return _wrap(path, lambda: os.listdir(path))
+
+    def rmtree(self, path: str) -> None:
+        """Remove a directory tree (links inside are removed, never followed); a tree
+        already gone is not an error."""
+
+        def go() -> None:
+            try:
+                shutil.rmtree(path)
+            except FileNotFoundError:
+                pass
+
+        _wrap(path, go)
+
+    def flock(self, fd: int, operation: int, path: str | None = None) -> bool:
+        """``flock(2)``. With ``LOCK_NB``, returns False where the lock is held elsewhere
+        (instead of raising ``BlockingIOError``); any other failure is ``StorageIOError``."""
+        try:
+            fcntl.flock(fd, operation)
+        except BlockingIOError:
+            if operation & fcntl.LOCK_NB:
+                return False
+            raise
+        except OSError as e:
+            raise StorageIOError(e.errno or errno.EIO, e.strerror or str(e), path) from e
+        return True
 
     def write_atomic(self, path: str, data: bytes, *, durable: bool = True) -> None:
         """Replace ``path`` with ``data``: write a temporary file, sync, rename, sync the dir."""

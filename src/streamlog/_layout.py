@@ -106,6 +106,16 @@ def group_members_dir(root: str, group: str) -> str:
     return os.path.join(group_dir(root, group), "members")
 
 
+def group_dirs(root: str, group: str) -> tuple[str, str, str, str]:
+    """The directories from ``meta`` down to a group's members, outermost first."""
+    return (
+        meta_dir(root),
+        groups_dir(root),
+        group_dir(root, group),
+        group_members_dir(root, group),
+    )
+
+
 def offsets_file(root: str, group: str) -> str:
     return os.path.join(group_dir(root, group), GROUP_OFFSETS)
 

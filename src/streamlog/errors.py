@@ -31,9 +31,9 @@ The tree::
     │   └── UnknownGroupError
     └── ProducerFencedError
 
-Foreign errors (``OSError``, ``filelock.Timeout``, ``zstandard`` and ``msgpack``
-errors) are converted once, where streamlog calls the foreign code, with
-``raise X(...) from e``; the original stays reachable as ``__cause__``.
+Foreign errors (``OSError``, ``zstandard`` and ``msgpack`` errors) are converted
+once, where streamlog calls the foreign code, with ``raise X(...) from e``; the
+original stays reachable as ``__cause__``.
 
 Classes whose ``retriable`` flag is true describe a condition that may pass
 by itself (a lock held by a stopped process, a timeout); retrying the same

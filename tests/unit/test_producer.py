@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import concurrent.futures
+import errno
 import json
 import threading
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -33,12 +34,6 @@ from streamlog.storage._codec import COMPRESSION_NONE, COMPRESSION_ZSTD, RecordB
 LONG_LINGER = 60_000  # ms: a batch is never written by the linger timer within a test
 
 Record = tuple[int, int, bytes | None, bytes | None, tuple[tuple[str, bytes | None], ...]]
-
-
-@pytest.fixture
-def log(data_dir: str) -> Iterator[streamlog.Log]:
-    with streamlog.open(data_dir) as handle:
-        yield handle
 
 
 def batches(log: streamlog.Log, topic: str, partition: int) -> list[RecordBatch]:
@@ -453,6 +448,40 @@ def test_unknown_topic_fails_the_future(log: streamlog.Log) -> None:
         fut.add_done_callback(called.append)
         assert called == [fut]
     assert log.topics() == []
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        streamlog.StorageIOError(errno.EIO, "injected read error", "meta/t"),
+        streamlog.MetadataCorruptError("injected: topic metadata is not JSON", path="meta/t"),
+    ],
+    ids=["eio", "corrupt"],
+)
+def test_an_unreadable_topic_entry_fails_the_future_not_the_call(
+    log: streamlog.Log, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    """Reading the topic's metadata is part of the send: its I/O errors arrive through
+    the future, as in Kafka (docs/producer.md), both on the first look at a topic and on
+    the look again for a partition beyond the known count."""
+    log.create_topic("t", 1)
+
+    def unreadable(name: str) -> None:
+        raise error
+
+    with log.producer() as producer:
+        monkeypatch.setattr(producer._log, "topic", unreadable)
+        fut = producer.send("t", b"lost")
+        assert_failed(fut, type(error))
+        assert fut.exception(timeout=0) is error
+        monkeypatch.undo()
+        assert producer.send("t", b"kept").result(10).offset == 0
+        monkeypatch.setattr(producer._log, "topic", unreadable)
+        fut = producer.send("t", b"lost", partition=1)  # beyond the known count: look again
+        assert_failed(fut, type(error))
+        monkeypatch.undo()
+        producer.flush()
+    assert [r[3] for r in records(log, "t", 0)] == [b"kept"]
 
 
 def test_unknown_partition_fails_the_future_and_uses_no_offset(log: streamlog.Log) -> None:

@@ -23,70 +23,34 @@ from __future__ import annotations
 import logging
 import os
 import re
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from itertools import repeat
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from .._config import ConsumerConfig, next_client_id
 from .._structs import ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp, TopicPartition
 from ..coordination._assignors import get_assignor
 from ..errors import (
     ClosedError,
     CommitFailedError,
-    ConfigError,
     IllegalStateError,
     NoOffsetForPartitionError,
     OffsetOutOfRangeError,
     WakeupError,
 )
 from ._handle import PathOrLog, resolve
-from ._membership import CommitCallback, Membership
+from ._membership import AutoCommitTimer, CommitCallback, Membership
 
 if TYPE_CHECKING:
     from ..storage._partition import PartitionLog
 
 __all__ = ["Consumer", "ConsumerRebalanceListener"]
 
-_DEFAULTS: dict[str, Any] = {
-    "group_id": None,
-    "auto_offset_reset": "latest",
-    "enable_auto_commit": True,
-    "auto_commit_interval_ms": 5000,
-    "max_poll_records": 500,
-    "max_poll_interval_ms": 300000,
-    "session_timeout_ms": 45000,
-    "heartbeat_interval_ms": 3000,
-    "isolation_level": "read_uncommitted",
-    "partition_assignment_strategy": "range",
-    "group_instance_id": None,
-    "key_deserializer": None,
-    "value_deserializer": None,
-    "consumer_timeout_ms": None,
-    "client_id": None,
-    "max_partition_fetch_bytes": 1048576,
-    "fetch_max_bytes": 52428800,
-    # accepted for compatibility; reads are local
-    "fetch_min_bytes": None,
-    "fetch_max_wait_ms": None,
-    "request_timeout_ms": None,
-    "metadata_max_age_ms": 1000,
-    # commit() returns after fdatasync (offsets survive power loss), not just after
-    # the write (offsets survive any process crash); see docs/groups.md
-    "fsync_commits": False,
-}
 _METADATA_TTL = 1.0
 _logger = logging.getLogger("streamlog.consumer")
 _new_record = tuple.__new__
-_counter = 0
-_counter_lock = threading.Lock()
-
-
-def _next_client_id() -> str:
-    global _counter
-    with _counter_lock:
-        _counter += 1
-        return f"consumer-{_counter}"
 
 
 class ConsumerRebalanceListener:
@@ -119,6 +83,53 @@ class _PartitionState:
         self.index = 0
 
 
+class _GroupHooks:
+    """The consumer's side of its group membership (``_membership.Hooks``), kept off the
+    public ``Consumer``. Called by the ``Membership`` in the consumer's thread (inside
+    ``poll``, ``unsubscribe``, ``close``)."""
+
+    __slots__ = ("_consumer",)
+
+    def __init__(self, consumer: Consumer) -> None:
+        self._consumer = consumer
+
+    def group_revoke(self, tps: set[TopicPartition], *, lost: bool) -> None:
+        c = self._consumer
+        listener = c._listener
+        try:
+            if listener is not None and (tps or not lost):
+                if lost:
+                    listener.on_partitions_lost(set(tps))
+                else:
+                    listener.on_partitions_revoked(set(tps))
+        except Exception as e:
+            c._listener_error = c._listener_error or e
+        finally:
+            c._set_assignment(tp for tp in c._order if tp not in tps)
+
+    def group_assign(self, added: set[TopicPartition], all_assigned: set[TopicPartition]) -> None:
+        c = self._consumer
+        c._set_assignment(sorted(all_assigned))
+        listener = c._listener
+        try:
+            if listener is not None:
+                listener.on_partitions_assigned(set(added))
+        except Exception as e:
+            c._listener_error = c._listener_error or e
+
+    def group_assigned(self) -> set[TopicPartition]:
+        return set(self._consumer._assigned)
+
+    def group_consumed(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        return self._consumer._consumed()
+
+    def group_topics(self) -> tuple[str, ...]:
+        c = self._consumer
+        if c._pattern is not None:
+            return tuple(sorted(t for t in c._log.topics() if c._pattern.fullmatch(t)))
+        return tuple(sorted(c._subscription or ()))
+
+
 class Consumer:
     """Reads records from topics of a data directory. Create with ``log.consumer(*topics,
     **config)``.
@@ -129,43 +140,21 @@ class Consumer:
     """
 
     def __init__(self, path_or_log: PathOrLog, *topics: str, **config: Any) -> None:
-        unknown = set(config) - set(_DEFAULTS)
-        if unknown:
-            raise ConfigError(
-                f"unknown consumer config {sorted(unknown)}; known: {sorted(_DEFAULTS)}"
-            )
-        cfg = {**_DEFAULTS, **config}
-        if cfg["auto_offset_reset"] not in ("earliest", "latest", "none"):
-            raise ConfigError(
-                "auto_offset_reset must be 'earliest', 'latest' or 'none'; "
-                f"got {cfg['auto_offset_reset']!r}"
-            )
-        if cfg["isolation_level"] not in ("read_uncommitted", "read_committed"):
-            raise ConfigError(
-                "isolation_level must be 'read_uncommitted' or 'read_committed'; "
-                f"got {cfg['isolation_level']!r}"
-            )
-        for name in ("max_poll_records", "max_partition_fetch_bytes", "fetch_max_bytes"):
-            v = cfg[name]
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{name} must be a positive int; got {v!r}")
-        ct = cfg["consumer_timeout_ms"]
-        if ct is not None and (isinstance(ct, bool) or not isinstance(ct, (int, float)) or ct < 0):
-            raise ConfigError(f"consumer_timeout_ms must be a number >= 0; got {ct!r}")
-        for name in ("key_deserializer", "value_deserializer"):
-            if cfg[name] is not None and not callable(cfg[name]):
-                raise ConfigError(f"{name} must be callable")
-        _check_group_config(cfg, explicit_auto_commit="enable_auto_commit" in config)
+        cfg = ConsumerConfig.from_kwargs(config)
+        for name in cfg.partition_assignment_strategy:
+            get_assignor(name)  # the assignors' registry (coordination) checks their names
         # the data directory's manager: shared with the Log, or our own for a path
         self._log, self._owns_log = resolve(path_or_log)
-        self.config = cfg
-        self.client_id: str = cfg["client_id"] or _next_client_id()
-        self._group_id: str | None = cfg["group_id"]
-        self._reset_default: str = cfg["auto_offset_reset"]
-        self._max_poll_records: int = cfg["max_poll_records"]
-        self._fetch_bytes: int = cfg["max_partition_fetch_bytes"]
-        self._key_deserializer: Callable[[bytes], Any] | None = cfg["key_deserializer"]
-        self._value_deserializer: Callable[[bytes], Any] | None = cfg["value_deserializer"]
+        self._config = cfg
+        self._config_view = MappingProxyType(cfg.to_dict())
+        self.client_id: str = cfg.client_id or next_client_id("consumer")
+        self._group_id = cfg.group_id
+        self._reset_default = cfg.auto_offset_reset
+        self._max_poll_records = cfg.max_poll_records
+        self._fetch_bytes = cfg.max_partition_fetch_bytes
+        self._key_deserializer = cfg.key_deserializer
+        self._value_deserializer = cfg.value_deserializer
+        ct = cfg.consumer_timeout_ms
         self._consumer_timeout: float | None = None if ct is None else ct / 1000
         self._assigned: dict[TopicPartition, _PartitionState] = {}
         self._order: list[TopicPartition] = []
@@ -186,8 +175,10 @@ class Consumer:
         self._listener: ConsumerRebalanceListener | None = None
         self._listener_error: BaseException | None = None
         self._member: Membership | None = None
-        self._auto_commit = bool(cfg["enable_auto_commit"]) and self._group_id is not None
-        self._next_auto_commit = time.monotonic() + cfg["auto_commit_interval_ms"] / 1000
+        self._hooks = _GroupHooks(self)
+        self._auto_commit = cfg.auto_commit
+        # the one auto-commit timer: manual assignment (poll) and group membership share it
+        self._auto_commit_timer = AutoCommitTimer(cfg.auto_commit_interval_ms)
         if topics:
             try:
                 self.subscribe(topics)
@@ -195,6 +186,11 @@ class Consumer:
                 if self._owns_log:
                     self._log.close()
                 raise
+
+    @property
+    def config(self) -> Mapping[str, object]:
+        """The configuration, every setting by its keyword name (read-only)."""
+        return self._config_view
 
     # ------------------------------------------------------------------ assignment
     def _check_open(self) -> None:
@@ -281,7 +277,7 @@ class Consumer:
             self._refresh_subscription(force=True)
             return
         if self._member is None:
-            self._member = Membership(self._log, self, self.config, self.client_id)
+            self._member = self._new_membership()
         self._member.need_join = True  # a new subscription: rejoin at the next poll
 
     def subscription(self) -> set[str]:
@@ -326,44 +322,13 @@ class Consumer:
         if set(tps) != set(self._assigned):
             self._set_assignment(tps)
 
-    # ------------------------------------------------------------------ group hooks
-    # Called by the Membership, in this consumer's thread (inside poll, unsubscribe, close).
-    def group_revoke(self, tps: set[TopicPartition], *, lost: bool) -> None:
-        listener = self._listener
-        try:
-            if listener is not None and (tps or not lost):
-                if lost:
-                    listener.on_partitions_lost(set(tps))
-                else:
-                    listener.on_partitions_revoked(set(tps))
-        except Exception as e:
-            self._listener_error = self._listener_error or e
-        finally:
-            self._set_assignment(tp for tp in self._order if tp not in tps)
-
-    def group_assign(self, added: set[TopicPartition], all_assigned: set[TopicPartition]) -> None:
-        self._set_assignment(sorted(all_assigned))
-        listener = self._listener
-        try:
-            if listener is not None:
-                listener.on_partitions_assigned(set(added))
-        except Exception as e:
-            self._listener_error = self._listener_error or e
-
-    def group_assigned(self) -> set[TopicPartition]:
-        return set(self._assigned)
-
-    def group_consumed(self) -> dict[TopicPartition, OffsetAndMetadata]:
+    def _consumed(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        """The position of every assigned partition that has one: what a commit covers."""
         return {
             tp: OffsetAndMetadata(s.position)
             for tp, s in self._assigned.items()
             if s.position is not None and s.reset is None
         }
-
-    def group_topics(self) -> tuple[str, ...]:
-        if self._pattern is not None:
-            return tuple(sorted(t for t in self._log.topics() if self._pattern.fullmatch(t)))
-        return tuple(sorted(self._subscription or ()))
 
     def _raise_listener_error(self) -> None:
         error = self._listener_error
@@ -495,8 +460,13 @@ class Consumer:
             raise IllegalStateError("offset commits need a group_id")
         if self._member is None:
             # assign() with a group_id: commits as a standalone consumer (no joining)
-            self._member = Membership(self._log, self, self.config, self.client_id)
+            self._member = self._new_membership()
         return self._member
+
+    def _new_membership(self) -> Membership:
+        return Membership(
+            self._log, self._hooks, self._config, self.client_id, self._auto_commit_timer
+        )
 
     def _offsets(self) -> Any:
         return self._membership().offsets
@@ -505,7 +475,7 @@ class Consumer:
         self, offsets: Mapping[TopicPartition, Any] | None
     ) -> dict[TopicPartition, OffsetAndMetadata]:
         if offsets is None:
-            return self.group_consumed()
+            return self._consumed()
         if not isinstance(offsets, Mapping):
             raise TypeError("offsets must be a mapping of TopicPartition to OffsetAndMetadata")
         out: dict[TopicPartition, OffsetAndMetadata] = {}
@@ -584,7 +554,7 @@ class Consumer:
         return None if found is None else found.offset
 
     def _auto_commit_now(self, *, wait: bool) -> None:
-        offsets = self.group_consumed()
+        offsets = self._consumed()
         if not offsets:
             return
         member = self._membership()
@@ -651,11 +621,9 @@ class Consumer:
                 self._auto_commit
                 and self._manual
                 and (member is None or not member.active)
-                and time.monotonic() >= self._next_auto_commit
+                and self._auto_commit_timer.due()
             ):
-                self._next_auto_commit = (
-                    time.monotonic() + self.config["auto_commit_interval_ms"] / 1000
-                )
+                self._auto_commit_timer.restart()
                 self._auto_commit_now(wait=False)
             if self._unresolved and self._group_id is not None:
                 self._resolve_all()
@@ -888,7 +856,7 @@ class Consumer:
             "group_id": self._group_id,
             "generation_id": -1 if member is None else member.generation,
             "member_id": "" if member is None or member.member_id is None else member.member_id,
-            "group_instance_id": self.config["group_instance_id"],
+            "group_instance_id": self._config.group_instance_id,
         }
 
     def enforce_rebalance(self) -> None:
@@ -897,52 +865,6 @@ class Consumer:
         if self._member is None or (self._subscription is None and self._pattern is None):
             raise IllegalStateError("enforce_rebalance() needs subscribe() with a group_id")
         self._member.need_join = True
-
-
-def _positive_int(cfg: Mapping[str, Any], name: str) -> int:
-    v = cfg[name]
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ConfigError(f"{name} must be a positive int (milliseconds); got {v!r}")
-    return v
-
-
-def _check_group_config(cfg: dict[str, Any], *, explicit_auto_commit: bool) -> None:
-    """Validate the group settings (before anything touches the disk)."""
-    from .._names import check_name  # noqa: PLC0415
-
-    group = cfg["group_id"]
-    if group is not None:
-        check_name("group_id", group)
-    elif explicit_auto_commit and cfg["enable_auto_commit"]:
-        raise ConfigError("enable_auto_commit=True needs a group_id (Kafka refuses it too)")
-    instance = cfg["group_instance_id"]
-    if instance is not None:
-        if group is None:
-            raise ConfigError("group_instance_id needs a group_id")
-        check_name("group_instance_id", instance)
-    for flag in ("enable_auto_commit", "fsync_commits"):
-        if not isinstance(cfg[flag], bool):
-            raise ConfigError(f"{flag} must be a bool")
-    for name in (
-        "session_timeout_ms",
-        "heartbeat_interval_ms",
-        "max_poll_interval_ms",
-        "auto_commit_interval_ms",
-        "metadata_max_age_ms",
-    ):
-        _positive_int(cfg, name)
-    if cfg["heartbeat_interval_ms"] >= cfg["session_timeout_ms"]:
-        raise ConfigError(
-            "heartbeat_interval_ms must be lower than session_timeout_ms "
-            f"({cfg['heartbeat_interval_ms']} >= {cfg['session_timeout_ms']})"
-        )
-    strategies = cfg["partition_assignment_strategy"]
-    if isinstance(strategies, str):
-        strategies = [strategies]
-    if not isinstance(strategies, (list, tuple)) or not strategies:
-        raise ConfigError("partition_assignment_strategy must be a name or a list of names")
-    for name in strategies:
-        get_assignor(name)
 
 
 def _check_tps(partitions: Iterable[TopicPartition]) -> list[TopicPartition]:

@@ -2,8 +2,12 @@
 
 The Consumer owns one ``Membership`` when it subscribes with a ``group_id``.
 The group's state machine is ``coordination._group``; its files and the
-liveness handshake are ``coordination._groupstore``. This module is the
-member's side of the protocol, as Kafka's ``ConsumerCoordinator``:
+liveness handshake are ``coordination._groupstore``; the steps that change the
+group's state (join, sync, leave, completing a rebalance, expiring members,
+validating commits) are ``coordination._coordinator``. This module is the
+member's side of the protocol, as Kafka's ``ConsumerCoordinator``: when to take
+those steps, and what the consumer does about their outcome. It talks to its
+consumer through ``Hooks``.
 
 * ``poll`` calls ``step`` (cheap unless something changed: one memory read of
   the group's version word and one clock read). ``step`` joins, gives up
@@ -35,23 +39,17 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .._fs import fs
 from .._structs import OffsetAndMetadata, TopicPartition
 from ..coordination._assignors import COOPERATIVE, get_assignor
-from ..coordination._group import (
-    COMPLETING,
-    PREPARING,
-    STABLE,
-    GroupState,
-    InconsistentProtocolError,
-    StaleMemberError,
-)
+from ..coordination._coordinator import GroupCoordinator, may_sync
+from ..coordination._group import GroupState, InconsistentProtocolError, StaleMemberError
 from ..coordination._groupstore import GroupStore, MemberFile
 from ..coordination._offsets import OffsetStore
 from ..errors import (
@@ -59,13 +57,15 @@ from ..errors import (
     FencedInstanceIdError,
     InconsistentGroupProtocolError,
     KafkaTimeoutError,
+    StorageIOError,
     StreamlogError,
 )
 
 if TYPE_CHECKING:
+    from .._config import ConsumerConfig
     from ..coordination._manager import LogManager
 
-__all__ = ["Membership"]
+__all__ = ["AutoCommitTimer", "Hooks", "Membership"]
 
 _log = logging.getLogger("streamlog.group")
 _MS = 1_000_000
@@ -73,7 +73,8 @@ CommitCallback = Callable[[dict[TopicPartition, OffsetAndMetadata], BaseExceptio
 
 
 class Hooks(Protocol):
-    """What the membership needs from its consumer (implemented by ``Consumer``)."""
+    """What the membership needs from its consumer (``_consumer._GroupHooks``). Called in
+    the consumer's thread (inside ``poll``, ``unsubscribe``, ``close``)."""
 
     def group_revoke(self, tps: set[TopicPartition], *, lost: bool) -> None: ...
 
@@ -88,31 +89,53 @@ class Hooks(Protocol):
     def group_topics(self) -> tuple[str, ...]: ...
 
 
+class AutoCommitTimer:
+    """When the next auto-commit is due. One per consumer: it owns it, and its membership
+    (if any) runs on the same timer."""
+
+    __slots__ = ("deadline", "interval")
+
+    def __init__(self, interval_ms: int) -> None:
+        self.interval = interval_ms / 1000
+        self.deadline = time.monotonic() + self.interval
+
+    def due(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+    def restart(self) -> None:
+        self.deadline = time.monotonic() + self.interval
+
+
 class Membership:
     """The member side of the group protocol for one consumer (see the module docstring)."""
 
     def __init__(
-        self, log: LogManager, hooks: Hooks, cfg: Mapping[str, Any], client_id: str
+        self,
+        log: LogManager,
+        hooks: Hooks,
+        config: ConsumerConfig,
+        client_id: str,
+        auto_commit_timer: AutoCommitTimer,
     ) -> None:
+        if config.group_id is None:
+            raise ValueError("a group membership needs a group_id")
         self.log = log
         self.hooks = hooks
-        self.group_id: str = cfg["group_id"]
+        self.group_id: str = config.group_id
         self.client_id = client_id
-        self.instance_id: str | None = cfg["group_instance_id"]
-        strategies = cfg["partition_assignment_strategy"]
-        if isinstance(strategies, str):
-            strategies = [strategies]
-        self.protocols = tuple(get_assignor(s).name for s in strategies)
+        self.instance_id: str | None = config.group_instance_id
+        self.protocols = tuple(get_assignor(s).name for s in config.partition_assignment_strategy)
         self.cooperative = all(get_assignor(p).protocol == COOPERATIVE for p in self.protocols)
-        self.session_ms: int = cfg["session_timeout_ms"]
-        self.heartbeat_ms: int = cfg["heartbeat_interval_ms"]
-        self.max_poll_ms: int = cfg["max_poll_interval_ms"]
-        self.auto_commit: bool = cfg["enable_auto_commit"]
-        self.auto_commit_ms: int = cfg["auto_commit_interval_ms"]
-        self.metadata_ms: int = cfg["metadata_max_age_ms"]
-        self.fsync_commits: bool = cfg["fsync_commits"]
+        self.session_ms = config.session_timeout_ms
+        self.heartbeat_ms = config.heartbeat_interval_ms
+        self.max_poll_ms = config.max_poll_interval_ms
+        self.auto_commit = config.enable_auto_commit
+        self.auto_commit_timer = auto_commit_timer
+        self.metadata_ms = config.metadata_max_age_ms
+        self.fsync_commits = config.fsync_commits
         self.store = GroupStore(log.path, self.group_id)
         self.offsets = OffsetStore(log.path, self.group_id)
+        self.coordinator = GroupCoordinator(log, self.store, self.offsets)
         self.member_id: str | None = None
         self.file: MemberFile | None = None
         self.generation = -1
@@ -125,7 +148,6 @@ class Membership:
         self.active = False
         self.closed = False
         self.last_poll = time.monotonic_ns()
-        self.next_auto_commit = time.monotonic() + self.auto_commit_ms / 1000
         self.committed_positions: dict[TopicPartition, int] = {}
         self._mutex = threading.RLock()  # member state, between poll and heartbeat threads
         self._stop = threading.Event()
@@ -153,7 +175,7 @@ class Membership:
         self.last_poll = now
         if now >= self.lease_until:
             return True
-        return self.auto_commit and time.monotonic() >= self.next_auto_commit
+        return self.auto_commit and self.auto_commit_timer.due()
 
     def step(self) -> None:
         """Bring this member up to date with the group (see the module docstring)."""
@@ -179,8 +201,8 @@ class Membership:
         for _ in range(4):
             if not self._advance():
                 break
-        if self.auto_commit and time.monotonic() >= self.next_auto_commit:
-            self.next_auto_commit = time.monotonic() + self.auto_commit_ms / 1000
+        if self.auto_commit and self.auto_commit_timer.due():
+            self.auto_commit_timer.restart()
             offsets = self.changed(self.hooks.group_consumed())
             if offsets:
                 self.commit_async(offsets, None)
@@ -200,11 +222,7 @@ class Membership:
             self._prepare_join(state)
             self._join(state)
             return True
-        if (
-            (me.synced < state.generation or self.generation != state.generation)
-            and state.state in (COMPLETING, STABLE)
-            and me.joined != state.generation + 1
-        ):
+        if may_sync(state, me, self.generation):
             self._sync(state)
             return True
         return False
@@ -256,19 +274,16 @@ class Membership:
                 self.member_id = member_id
                 self.lease_until = now + self.session_ms * _MS
             try:
-                with self.store.transaction() as st:
-                    st.join(
-                        member_id=self.member_id,
-                        client_id=self.client_id,
-                        instance_id=self.instance_id,
-                        topics=topics,
-                        protocols=self.protocols,
-                        owned=owned,
-                        session_timeout_ms=self.session_ms,
-                        rebalance_timeout_ms=self.max_poll_ms,
-                        now=time.monotonic_ns(),
-                    )
-                    self._complete(st)
+                self.coordinator.join(
+                    member_id=self.member_id,
+                    client_id=self.client_id,
+                    instance_id=self.instance_id,
+                    topics=topics,
+                    protocols=self.protocols,
+                    owned=owned,
+                    session_timeout_ms=self.session_ms,
+                    rebalance_timeout_ms=self.max_poll_ms,
+                )
             except InconsistentProtocolError as e:
                 self._drop_file()
                 raise InconsistentGroupProtocolError(str(e)) from None
@@ -282,20 +297,6 @@ class Membership:
             self.active = True
             self.seen_version = -1  # look again at once: the join may have completed the round
             self._start_thread()
-
-    def _complete(self, st: GroupState) -> None:
-        if st.state != PREPARING:
-            return
-        counts = self._counts(st.subscribed_topics())
-        st.maybe_complete(counts, get_assignor, time.monotonic_ns())
-
-    def _counts(self, topics: Iterable[str]) -> dict[str, int]:
-        out = {}
-        for t in topics:
-            meta = self.log.topic(t)
-            if meta is not None:
-                out[t] = meta.partitions
-        return out
 
     def _sync(self, state: GroupState) -> None:
         assert self.member_id is not None
@@ -315,14 +316,13 @@ class Membership:
                 )
             self.hooks.group_revoke(revoked, lost=False)
         try:
-            with self.store.transaction() as st:
-                st.sync(self.member_id, generation)
+            self.coordinator.sync(self.member_id, generation)
         except StaleMemberError:
             self.seen_version = -1
             return
         self.generation = generation
         added = new - local
-        self.next_auto_commit = time.monotonic() + self.auto_commit_ms / 1000
+        self.auto_commit_timer.restart()
         if revoked and self.cooperative:
             self.need_join = True  # hand the revoked partitions out: a second round
         self.hooks.group_assign(added, new)
@@ -336,15 +336,10 @@ class Membership:
         if f.heartbeat(now):
             self.lease_until = now + self.session_ms * _MS
             return
-        # Fenced: the group removed this member, or a remover is deciding right now
-        # (it holds the lock while it does). Look under the lock.
-        with self.store.locked():
-            state = self.store._read()[0]
-            if self.member_id in state.members:
-                f.clear_fence()
-                if f.heartbeat(now):
-                    self.lease_until = now + self.session_ms * _MS
-                    return
+        # Fenced: the group removed this member, or a remover is deciding right now.
+        if self.coordinator.confirm_member(self.member_id, f, now):
+            self.lease_until = now + self.session_ms * _MS
+            return
         self.lost = True
 
     def _start_thread(self) -> None:
@@ -393,31 +388,17 @@ class Membership:
         self.active = False
         self.poll_expired = True
         if self.instance_id is None and self.member_id is not None:
-            with self.store.transaction() as st:
-                st.leave(self.member_id, time.monotonic_ns())
+            self.coordinator.leave(self.member_id)
         # A static member just stops heartbeating; its session times out. Either way the
         # consumer's thread drops the member file at its next poll (and calls
         # on_partitions_lost), since it may be using it right now.
 
     def _coordinate(self, check_meta: bool) -> None:
         """Act as the group's coordinator if anything is due."""
+        coordinator = self.coordinator
         state = self.store.load()
         now = time.monotonic_ns()
-        due = False
-        for m in state.members.values():
-            if m.member_id == self.member_id:
-                continue
-            alive, hb = self.store.probe(m.member_id)
-            if (m.alive and not alive) or hb + m.session_timeout_ms * _MS <= now:
-                due = True
-                break
-        if state.state == PREPARING:
-            if now >= state.rebalance_deadline or all(
-                m.joined == state.generation + 1 for m in state.members.values()
-            ):
-                due = True
-            if state.quarantine and min(state.quarantine.values()) <= now:
-                due = True
+        due = coordinator.due(state, self.member_id, now)
         counts: dict[str, int] | None = None
         if check_meta:
             topics = self.hooks.group_topics()
@@ -425,18 +406,12 @@ class Membership:
             if me is not None and tuple(sorted(topics)) != me.topics:
                 self.need_join = True  # a pattern now matches other topics
                 self.log.signal.notify()
-            counts = self._counts(state.subscribed_topics())
-            if (
-                state.state in (STABLE, COMPLETING)
-                and {t: n for t, n in counts.items() if n > 0} != state.partition_counts
-            ):
+            counts = coordinator.partition_counts(state.subscribed_topics())
+            if coordinator.partitions_changed(state, counts):
                 due = True
         if not due:
             return
-        with self.store.transaction() as st:
-            if counts is not None:
-                st.check_partitions(self._counts(st.subscribed_topics()), time.monotonic_ns())
-            self._complete(st)
+        coordinator.act(check_partitions=counts is not None)
         self.log.signal.notify()  # wake a waiting poll of this process
 
     # ------------------------------------------------------------------ commits
@@ -465,20 +440,7 @@ class Membership:
                 "now (it left, was removed, or did not poll within max_poll_interval_ms); "
                 "poll() rejoins"
             )
-        try:
-            with self.store.locked(exclusive=False):
-                state = self.store.load()
-                try:
-                    state.validate_commit(member_id, generation, offsets)
-                except StaleMemberError as e:
-                    raise CommitFailedError(
-                        f"commit failed: {e}; the group has rebalanced since (poll() rejoins)"
-                    ) from None
-                self.offsets.commit(
-                    offsets, generation=generation, member_id=member_id, sync=self.fsync_commits
-                )
-        except KafkaTimeoutError:
-            raise
+        self.coordinator.commit(offsets, member_id, generation, sync=self.fsync_commits)
         for tp, o in offsets.items():
             self.committed_positions[tp] = o.offset
 
@@ -493,14 +455,7 @@ class Membership:
         active members (Kafka's standalone consumer), with generation -1."""
         if not offsets:
             return
-        with self.store.locked(exclusive=False):
-            state = self.store.load()
-            if state.members:
-                raise CommitFailedError(
-                    f"commit failed: group {self.group_id!r} has active members; a consumer "
-                    "using assign() may only commit for a group nobody is subscribed to"
-                )
-            self.offsets.commit(dict(offsets), generation=-1, member_id="", sync=self.fsync_commits)
+        self.coordinator.commit_standalone(offsets, sync=self.fsync_commits)
         for tp, o in offsets.items():
             self.committed_positions[tp] = o.offset
 
@@ -602,9 +557,9 @@ class Membership:
             self.file = None
             if self.member_id is not None:
                 try:
-                    os.unlink(path)
-                except OSError:
-                    pass
+                    fs.unlink(path)
+                except StorageIOError:
+                    pass  # gone already, or the sweep of another member removes it
         self.member_id = None
         self.lease_until = 0
 
@@ -628,8 +583,7 @@ class Membership:
                     self.hooks.group_revoke(assigned, lost=False)
             if self.member_id is not None and self.instance_id is None and not self.lost:
                 try:
-                    with self.store.transaction() as st:
-                        st.leave(self.member_id, time.monotonic_ns())
+                    self.coordinator.leave(self.member_id)
                 except StreamlogError as e:
                     _log.warning("leaving group %s failed: %s", self.group_id, e)
             self._drop_file() if self.instance_id is None else self._release_static()

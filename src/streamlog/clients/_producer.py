@@ -6,8 +6,8 @@ Protocol:
    partition, and appends the record to that partition's open batch in the
    accumulator (columns of keys, values, timestamps, headers). It returns a
    future at once; errors of the send itself (unknown topic or partition,
-   record too large, buffer exhausted after ``max_block_ms``) arrive through
-   the future, as in Kafka.
+   record too large, buffer exhausted after ``max_block_ms``, the topic's
+   metadata unreadable) arrive through the future, as in Kafka.
 2. A batch is ready when it holds ``batch_size`` bytes, when it is
    ``linger_ms`` old, when a ``send`` waits for ``buffer_memory`` space, or
    when ``flush``/``close`` asks. With ``linger_ms=0``
@@ -35,15 +35,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._config import ProducerConfig, next_client_id
 from .._names import check_topic_name
 from ..errors import (
     ClosedError,
-    ConfigError,
     IllegalStateError,
     KafkaTimeoutError,
+    MetadataCorruptError,
     RecordTooLargeError,
     StreamlogError,
     UnknownPartitionError,
@@ -61,41 +62,14 @@ __all__ = ["Producer"]
 
 _log = logging.getLogger("streamlog.producer")
 
-_DEFAULTS: dict[str, Any] = {
-    "acks": 1,
-    "linger_ms": 0,
-    "batch_size": 16384,
-    "compression_type": None,
-    "key_serializer": None,
-    "value_serializer": None,
-    "partitioner": "murmur2",
-    "max_request_size": 1048576,
-    "buffer_memory": 33554432,
-    "max_block_ms": 60000,
-    "enable_idempotence": False,
-    "transactional_id": None,
-    "client_id": None,
-    # accepted for compatibility; a local append has no retries or requests
-    "retries": None,
-    "request_timeout_ms": None,
-    "delivery_timeout_ms": None,
-    "max_in_flight_requests_per_connection": None,
-}
 _RECORD_OVERHEAD = 16  # per-record bytes counted against batch_size and buffer_memory
 _BATCH_HEADER = 68  # a frame's header, outside what send counts
 _time = time.time
 _DONE = BatchResult()  # the one result of every acks=0 future
 _DONE.complete(-1, None)
 _METADATA_TTL = 1.0
-_counter = 0
-_counter_lock = threading.Lock()
-
-
-def _next_client_id() -> str:
-    global _counter
-    with _counter_lock:
-        _counter += 1
-        return f"producer-{_counter}"
+# Reading a topic's catalog entry failed: an error of the send, reported through its future.
+_METADATA_IO_ERRORS = (OSError, MetadataCorruptError)
 
 
 class _Batch:
@@ -152,37 +126,21 @@ class Producer:
     """
 
     def __init__(self, path_or_log: PathOrLog, **config: Any) -> None:
-        unknown = set(config) - set(_DEFAULTS)
-        if unknown:
-            raise ConfigError(
-                f"unknown producer config {sorted(unknown)}; known: {sorted(_DEFAULTS)}"
-            )
-        cfg = {**_DEFAULTS, **config}
-        self._acks = _check_acks(cfg["acks"])
-        self._linger = _check_int(cfg, "linger_ms", 0) / 1000
-        self._batch_size = max(1, _check_int(cfg, "batch_size", 0))
-        self._max_request_size = _check_int(cfg, "max_request_size", 1)
-        self._buffer_memory = _check_int(cfg, "buffer_memory", 1)
-        self._max_block = _check_int(cfg, "max_block_ms", 0) / 1000
-        compression = cfg["compression_type"]
-        if compression not in (None, "none", "zstd"):
-            raise ConfigError(
-                f"compression_type {compression!r} is not supported; use None or 'zstd'"
-            )
-        self._compression = COMPRESSION_ZSTD if compression == "zstd" else COMPRESSION_NONE
-        for name in ("key_serializer", "value_serializer"):
-            if cfg[name] is not None and not callable(cfg[name]):
-                raise ConfigError(f"{name} must be callable")
-        self._key_serializer: Callable[[Any], bytes | None] | None = cfg["key_serializer"]
-        self._value_serializer: Callable[[Any], bytes | None] | None = cfg["value_serializer"]
-        if cfg["transactional_id"] is not None:
-            raise ConfigError("transactional_id: transactions are not implemented yet")
-        if not isinstance(cfg["enable_idempotence"], bool):
-            raise ConfigError("enable_idempotence must be a bool")
-        self.client_id: str = cfg["client_id"] or _next_client_id()
-        self._builtin_partitioner = isinstance(cfg["partitioner"], str)
+        cfg = self._config = ProducerConfig.from_kwargs(config)
+        # copies of what send() reads on every record
+        self._acks = cfg.acks
+        self._linger = cfg.linger_ms / 1000
+        self._batch_size = max(1, cfg.batch_size)
+        self._max_request_size = cfg.max_request_size
+        self._buffer_memory = cfg.buffer_memory
+        self._max_block = cfg.max_block_ms / 1000
+        self._compression = COMPRESSION_ZSTD if cfg.compression_type == "zstd" else COMPRESSION_NONE
+        self._key_serializer = cfg.key_serializer
+        self._value_serializer = cfg.value_serializer
+        self.client_id: str = cfg.client_id or next_client_id("producer")
+        self._builtin_partitioner = isinstance(cfg.partitioner, str)
         self._partitioner: Partitioner = make_partitioner(
-            cfg["partitioner"], batch_size=self._batch_size
+            cfg.partitioner, batch_size=self._batch_size
         )
         # the data directory's manager: shared with the Log, or our own for a path
         self._log, self._owns_log = resolve(path_or_log)
@@ -237,7 +195,8 @@ class Producer:
         topic name (``InvalidTopicError``). Everything else arrives through the
         future: ``UnknownTopicError``, ``UnknownPartitionError``,
         ``RecordTooLargeError``, ``KafkaTimeoutError`` (buffer full for
-        ``max_block_ms``).
+        ``max_block_ms``), and I/O errors reading the topic's metadata
+        (``StorageIOError``, ``MetadataCorruptError``).
         """
         # The common case (bytes in, no serializer, no headers, no explicit
         # partition or timestamp) runs straight through; every rarer case
@@ -273,7 +232,8 @@ class Producer:
         if info is None or now > info.expires:
             try:
                 info = self._refresh_topic(topic)
-            except UnknownTopicError as e:
+            except (UnknownTopicError, OSError, MetadataCorruptError) as e:
+                # unknown, or its catalog entry unreadable: errors of the send, not misuse
                 return failed_future(topic, -1 if partition is None else partition, timestamp_ms, e)
         if partition is None:
             if info.partitions == 1 and self._builtin_partitioner:
@@ -360,7 +320,10 @@ class Producer:
             raise TypeError(f"partition must be an int, not {type(partition).__name__}")
         if partition < 0:
             raise ValueError(f"partition must be >= 0, not {partition}")
-        info = self._refresh_topic(topic)  # maybe it grew: look again
+        try:
+            info = self._refresh_topic(topic)  # maybe it grew: look again
+        except _METADATA_IO_ERRORS as e:
+            return e
         if partition >= info.partitions:
             return UnknownPartitionError(
                 f"topic {topic!r} has {info.partitions} partitions; no partition {partition}"
@@ -548,23 +511,6 @@ class Producer:
 
     def __repr__(self) -> str:
         return f"<streamlog.Producer {self.client_id} acks={self._acks!r}>"
-
-
-def _check_acks(acks: object) -> int | str:
-    if acks in ("all", -1, "-1"):
-        return "all"
-    if acks in (0, 1, "0", "1") and not isinstance(acks, bool):
-        return 0 if acks in (0, "0") else 1
-    raise ConfigError(f"acks must be 0, 1 or 'all'; got {acks!r}")
-
-
-def _check_int(cfg: dict[str, Any], name: str, low: int) -> int:
-    value = cfg[name]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be an int, not {type(value).__name__}")
-    if value < low:
-        raise ConfigError(f"{name} must be >= {low}; got {value}")
-    return value
 
 
 def _as_bytes(what: str, data: object) -> bytes:

@@ -9,7 +9,7 @@
 ``config`` holds only what the user set; defaults are filled in when read, so
 a future release can change a default for topics that never chose.
 
-Create, delete and grow take ``meta/catalog.lock`` (a ``filelock.FileLock``)
+Create, delete and grow take ``meta/catalog.lock`` (a ``flock``, as partitions do)
 and write atomically (temporary file, fsync, rename, fsync of the directory).
 Delete first marks the file ``deleting``, then moves the topic's data to
 ``trash/`` and removes the file; an interrupted delete is finished by the next
@@ -21,8 +21,8 @@ Process-safe and thread-safe.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 import threading
 import time
 import uuid
@@ -30,21 +30,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import filelock
-
 from .. import _layout
 from .._config import TopicConfig
 from .._fs import fs
 from .._names import check_topic_name
 from ..errors import (
     ConfigError,
-    LockTimeoutError,
     MetadataCorruptError,
     StorageIOError,
     TopicExistsError,
     UnknownTopicError,
 )
-from ..storage._datadir import DataDir, read_json, write_json
+from ..storage._datadir import DataDir, read_json, refuse_link, write_json
+from ..storage._state import AppendLock
 
 _VERSION = 1
 MAX_PARTITIONS = 100_000
@@ -66,11 +64,17 @@ class TopicCatalog:
     def __init__(self, datadir: DataDir, *, lock_timeout: float = 30.0) -> None:
         self.datadir = datadir
         self.dir = _layout.catalog_dir(datadir.root)
-        self._lock = filelock.FileLock(
-            _layout.catalog_lock(datadir.root), timeout=lock_timeout, mode=0o600
-        )
+        self._lock_path = _layout.catalog_lock(datadir.root)
+        self._lock_timeout = lock_timeout
+        self._lock: AppendLock | None = None  # opened at the first change
         self._cache: dict[str, tuple[tuple[int, int, int], TopicMeta | None]] = {}
         self._cache_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Release the lock file's descriptor (the catalog itself needs no closing)."""
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.close()
 
     def _path(self, name: str) -> str:
         return _layout.topic_meta_file(self.datadir.root, name)
@@ -157,18 +161,20 @@ class TopicCatalog:
         return sorted(out)
 
     # ------------------------------------------------------------------ changing
-    def _acquire(self) -> None:
-        try:
-            self._lock.acquire()
-        except filelock.Timeout as e:
-            raise LockTimeoutError(
-                "topic catalog lock held by another process too long", path=self._lock.lock_file
-            ) from e
+    def _acquire(self) -> AppendLock:
+        lock = self._lock
+        if lock is None:
+            refuse_link(self._lock_path)
+            lock = self._lock = AppendLock(
+                self._lock_path, self._lock_timeout, what="topic catalog lock"
+            )
+        lock.acquire()
         try:
             self._finish_deletions()
         except BaseException:
-            self._lock.release()
+            lock.release()
             raise
+        return lock
 
     def create(self, name: str, partitions: int, config: Mapping[str, Any] | None) -> TopicMeta:
         check_topic_name(name)
@@ -180,7 +186,7 @@ class TopicCatalog:
             )
         parsed = TopicConfig.from_dict(config)  # validates before any I/O
         overrides = dict(config or {})
-        self._acquire()
+        lock = self._acquire()
         try:
             if self.get(name) is not None:
                 raise TopicExistsError(f"topic {name!r} already exists")
@@ -198,7 +204,7 @@ class TopicCatalog:
             self._write(meta)
             return meta
         finally:
-            self._lock.release()
+            lock.release()
 
     def _write(self, meta: TopicMeta, state: str = "active") -> None:
         write_json(
@@ -216,20 +222,20 @@ class TopicCatalog:
 
     def delete(self, name: str) -> TopicMeta:
         check_topic_name(name)
-        self._acquire()
+        lock = self._acquire()
         try:
             meta = self.require(name)
             self._write(meta, state="deleting")
             self._finish_deletion(name)
             return meta
         finally:
-            self._lock.release()
+            lock.release()
 
     def grow(self, name: str, total: int) -> TopicMeta:
         check_topic_name(name)
         if isinstance(total, bool) or not isinstance(total, int):
             raise ConfigError(f"partition count must be an int, not {type(total).__name__}")
-        self._acquire()
+        lock = self._acquire()
         try:
             meta = self.require(name)
             if total <= meta.partitions:
@@ -246,14 +252,14 @@ class TopicCatalog:
             self._write(new)
             return new
         finally:
-            self._lock.release()
+            lock.release()
 
     def alter_config(self, name: str, changes: Mapping[str, Any]) -> TopicMeta:
         check_topic_name(name)
         if not isinstance(changes, Mapping):
             raise ConfigError(f"topic config must be a dict, not {type(changes).__name__}")
         TopicConfig.from_dict(changes)  # validates before any I/O
-        self._acquire()
+        lock = self._acquire()
         try:
             meta = self.require(name)
             overrides = {**meta.overrides, **changes}
@@ -262,7 +268,7 @@ class TopicCatalog:
             self._write(new)
             return new
         finally:
-            self._lock.release()
+            lock.release()
 
     # ------------------------------------------------------------------ deletion
     def _finish_deletions(self) -> None:
@@ -290,7 +296,8 @@ class TopicCatalog:
         if trash_path is not None:
             # Readers in other processes may still have segments mapped: unlinking
             # keeps their maps valid, so removing the files now is safe.
-            shutil.rmtree(trash_path, ignore_errors=True)
+            with contextlib.suppress(StorageIOError):
+                fs.rmtree(trash_path)
 
     def _to_trash(self, tdir: str, name: str) -> str:
         fs.makedirs(self.datadir.trash)

@@ -12,10 +12,12 @@ Process-safe: every change happens under the group's state lock.
 from __future__ import annotations
 
 import datetime
+import errno
 import os
 from collections.abc import Iterable
 
 from .. import _layout
+from .._fs import fs
 from .._names import check_name, check_partition, check_topic_name
 from .._structs import (
     GroupDescription,
@@ -26,6 +28,7 @@ from .._structs import (
 )
 from ..errors import (
     GroupNotEmptyError,
+    StorageIOError,
     UnknownGroupError,
     UnknownPartitionError,
     UnknownTopicError,
@@ -43,9 +46,11 @@ def list_groups(manager: LogManager) -> list[str]:
     manager.check_open()
     root = manager.path
     try:
-        names = os.listdir(_layout.groups_dir(root))
-    except FileNotFoundError:
-        return []
+        names = fs.listdir(_layout.groups_dir(root))
+    except StorageIOError as e:
+        if e.errno == errno.ENOENT:
+            return []
+        raise
     return sorted(
         name
         for name in names

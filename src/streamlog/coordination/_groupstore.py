@@ -63,6 +63,7 @@ from .. import _layout
 from .._fs import crashpoint, fs
 from .._names import check_name
 from ..errors import LockTimeoutError, StorageIOError
+from ..storage._datadir import refuse_link
 from ._group import GroupState, Member
 
 __all__ = ["GroupStore", "MemberFile"]
@@ -101,8 +102,8 @@ class MemberFile:
     def close(self) -> None:
         if self.fd >= 0:
             try:
-                os.close(self.fd)  # releases the flock
-            except OSError:
+                fs.close(self.fd)  # releases the flock
+            except StorageIOError:
                 pass
             self.fd = -1
 
@@ -112,6 +113,7 @@ class GroupStore:
 
     def __init__(self, root: str, group_id: str, *, lock_timeout: float = 30.0) -> None:
         self.group_id = check_name("group_id", group_id)
+        self._root = root
         self.dir = _layout.group_dir(root, self.group_id)
         self.members_dir = _layout.group_members_dir(root, self.group_id)
         self.state_path = _layout.group_state_file(root, self.group_id)
@@ -148,6 +150,9 @@ class GroupStore:
             self._map = None
             self._probe_fds = {}
             self._lock_depth = 0
+        # built from a path, not through DataDir: refuse links planted on the way down
+        for d in _layout.group_dirs(self._root, self.group_id):
+            refuse_link(d)
         fs.makedirs(self.members_dir)
         self._lock_fd = fs.open(self.lock_path, create=True)
         self._pid = os.getpid()
@@ -192,7 +197,7 @@ class GroupStore:
             finally:
                 self._lock_depth -= 1
                 if self._lock_depth == 0:
-                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                    fs.flock(self._lock_fd, fcntl.LOCK_UN, self.lock_path)
         finally:
             self._rlock.release()
 
@@ -201,13 +206,8 @@ class GroupStore:
         deadline = time.monotonic() + limit
         delay = 20e-6
         while True:
-            try:
-                fcntl.flock(self._lock_fd, mode)
+            if fs.flock(self._lock_fd, mode, self.lock_path):
                 return
-            except BlockingIOError:
-                pass
-            except OSError as e:
-                raise StorageIOError(e.errno or errno.EIO, str(e), self.lock_path) from e
             if time.monotonic() >= deadline:
                 raise LockTimeoutError(
                     f"the lock of group {self.group_id!r} was held by another process for "
@@ -227,6 +227,11 @@ class GroupStore:
         self._cached, self._cached_version = state, file_version
         self.last_version = file_version
         return state
+
+    def read(self) -> GroupState:
+        """The state as published now, read from its file (not the cache); hold the lock
+        to act on it."""
+        return self._read()[0]
 
     def _read(self) -> tuple[GroupState, int]:
         try:
@@ -265,12 +270,13 @@ class GroupStore:
         tmp = f"{path}.new"
         fd = fs.open(tmp, create=True)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if not fs.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, tmp):
+                raise StorageIOError(errno.EAGAIN, "member file locked by another process", tmp)
             fs.pwrite(fd, _MEMBER.pack(now, 0), 0, tmp)
             # renamed only once locked, so a probe never finds it unlocked while we live
             fs.replace(tmp, path)
         except BaseException:
-            os.close(fd)
+            fs.close(fd)
             raise
         return MemberFile(path, fd)
 
@@ -285,8 +291,8 @@ class GroupStore:
         fd = self._probe_fds.pop(member_id, -1)
         if fd >= 0:
             try:
-                os.close(fd)
-            except OSError:
+                fs.close(fd)
+            except StorageIOError:
                 pass
 
     def probe(self, member_id: str) -> tuple[bool, int]:
@@ -297,13 +303,10 @@ class GroupStore:
             if e.errno == errno.ENOENT:
                 return False, 0
             raise
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            alive = True
-        else:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            alive = False
+        path = self.member_path(member_id)
+        alive = not fs.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, path)
+        if not alive:
+            fs.flock(fd, fcntl.LOCK_UN, path)
         hb, _fence = _MEMBER.unpack(fs.pread(fd, 16, 0).ljust(16, b"\0"))
         return alive, int(hb)
 
@@ -417,7 +420,7 @@ class GroupStore:
             self._map = None
         if self._lock_fd >= 0 and self._pid == os.getpid():
             try:
-                os.close(self._lock_fd)
-            except OSError:
+                fs.close(self._lock_fd)
+            except StorageIOError:
                 pass
         self._lock_fd = -1

@@ -16,15 +16,16 @@ partition logs carry the cross-process protocols).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
-import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .. import _layout
+from .._fs import fs
 from .._names import check_partition, check_topic_name
 from .._structs import PartitionDescription, TopicDescription, TopicPartition
 from ..errors import ClosedError, ConfigError, StorageIOError, UnknownPartitionError
@@ -136,12 +137,13 @@ class LogManager:
         """Run while nobody else has the directory open: finish what crashes left."""
         root = self._datadir.root
         # deletions interrupted by a crash; nobody else can be reading them now
-        shutil.rmtree(self._datadir.trash, ignore_errors=True)
+        with contextlib.suppress(StorageIOError):
+            fs.rmtree(self._datadir.trash)
         # metadata writes interrupted between temporary file and rename
         for d in (_layout.meta_dir(root), _layout.catalog_dir(root)):
-            for name in os.listdir(d):
+            for name in fs.listdir(d):
                 if name.endswith(_layout.TMP_SUFFIX):
-                    os.unlink(os.path.join(d, name))
+                    fs.unlink(os.path.join(d, name))
 
     @property
     def path(self) -> str:
@@ -278,18 +280,19 @@ class LogManager:
             self._closed = True
             partitions = [plog for _id, plog in self._partitions.values()]
             self._partitions.clear()
-        first: BaseException | None = None
-        try:
-            _close_all(partitions)
-        except BaseException as e:
-            first = e
-        try:
-            self._datadir.close(sync_also=lambda: sync_all_offsets(self.path))
-        except BaseException as e:
-            if first is None:
-                first = e
-        if first is not None:
-            raise first
+        errors: list[BaseException] = []
+        steps: list[Callable[[], None]] = [
+            lambda: _close_all(partitions),
+            self.catalog.close,
+            lambda: self._datadir.close(sync_also=lambda: sync_all_offsets(self.path)),
+        ]
+        for step in steps:
+            try:
+                step()
+            except BaseException as e:
+                errors.append(e)
+        if errors:
+            raise errors[0]
 
 
 def _close_all(plogs: list[PartitionLog]) -> None:

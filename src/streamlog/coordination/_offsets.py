@@ -104,7 +104,7 @@ from ..errors import (
     StorageIOError,
     UnsupportedFormatError,
 )
-from ..storage._datadir import DataDir
+from ..storage._datadir import DataDir, refuse_link
 from ..storage._state import AppendLock
 
 __all__ = ["OffsetStore"]
@@ -280,6 +280,7 @@ class OffsetStore:
         ):
             raise ConfigError(f"lock_timeout must be a positive number, not {lock_timeout!r}")
         root = datadir.root if isinstance(datadir, DataDir) else os.path.abspath(os.fspath(datadir))
+        self._root = root
         self.meta_dir = _layout.meta_dir(root)
         self.groups_dir = _layout.groups_dir(root)
         self.dir = _layout.group_dir(root, self.group_id)
@@ -435,6 +436,9 @@ class OffsetStore:
 
     @contextmanager
     def _file_lock(self) -> Iterator[None]:
+        # built from a path, not through DataDir: refuse links planted on the way down
+        for d in _layout.group_dirs(self._root, self.group_id)[:-1]:
+            refuse_link(d)
         fs.makedirs(self.dir)
         lock = self._flock
         if lock is None:

@@ -201,9 +201,7 @@ class DataDir:
     def _lock(self, timeout: float) -> None:
         self._fd = fs.open(_layout.instance_lock(self.root), create=True)
         marker = _layout.clean_marker(self.root)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not fs.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, self.meta):
             self._wait_shared(timeout)
             return
         self.exclusive = True
@@ -218,7 +216,7 @@ class DataDir:
             fs.sync_dir(self.meta)
             crashpoint("open.marker_removed")
         if self.exclusive:
-            fcntl.flock(self._fd, fcntl.LOCK_SH)
+            fs.flock(self._fd, fcntl.LOCK_SH, self.meta)
         self.needs_recovery = False
         self.exclusive = False
 
@@ -226,18 +224,16 @@ class DataDir:
         deadline = time.monotonic() + timeout
         delay = 0.001
         while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            if fs.flock(self._fd, fcntl.LOCK_SH | fcntl.LOCK_NB, self.meta):
                 return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise LockTimeoutError(
-                        "another process holds the data directory exclusively (recovering?) "
-                        f"for more than {timeout:.1f}s",
-                        path=self.meta,
-                    ) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.05)
+            if time.monotonic() >= deadline:
+                raise LockTimeoutError(
+                    "another process holds the data directory exclusively (recovering?) "
+                    f"for more than {timeout:.1f}s",
+                    path=self.meta,
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     def _has_partitions(self) -> bool:
         try:
@@ -272,9 +268,7 @@ class DataDir:
             fs.close(fd)
             return
         try:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not fs.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, self.meta):
                 return  # others still have it open; the last one marks it clean
             if self.needs_recovery:
                 return  # the open failed before recovery finished: the directory is not clean

@@ -156,20 +156,14 @@ class AppendLock:
         try:
             if self._pid != os.getpid():
                 self._open()
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if fs.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, self.path):
                 return
-            except BlockingIOError:
-                pass
             deadline = time.monotonic() + limit
             delay = 20e-6
             while True:
                 time.sleep(delay)
-                try:
-                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if fs.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, self.path):
                     return
-                except BlockingIOError:
-                    pass
                 if time.monotonic() >= deadline:
                     raise LockTimeoutError(
                         f"{self.what} held by another process for more than {limit:.3f}s "
@@ -183,7 +177,7 @@ class AppendLock:
 
     def release(self) -> None:
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            fs.flock(self._fd, fcntl.LOCK_UN, self.path)
         finally:
             self._thread_lock.release()
 
