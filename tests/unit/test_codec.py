@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import struct
+import tracemalloc
+from collections.abc import Callable
 
 import msgpack
 import pytest
@@ -378,3 +380,86 @@ def test_zstd_frame_claiming_more_than_the_header_is_corrupt_not_allocated(
     monkeypatch.setattr(codec.zstandard, "ZstdDecompressor", NoDecompress)
     with pytest.raises(CorruptRecordError):
         list(rb.records("seg"))
+
+
+# --------------------------------------------------------------------- allocation bounds
+
+
+def _peak_while(fn: Callable[[], object]) -> tuple[int, BaseException | None]:
+    """Peak bytes allocated (tracemalloc) while ``fn`` runs, and what it raised."""
+    err: BaseException | None = None
+    tracemalloc.start()
+    try:
+        fn()
+    except BaseException as e:
+        err = e
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak, err
+
+
+_N = 1 << 20
+_NILS = b"\xdd" + _N.to_bytes(4, "big") + b"\xc0" * _N  # an array32 of 1 Mi nils
+_ZEROS = b"\xdd" + _N.to_bytes(4, "big") + b"\x00" * _N  # an array32 of 1 Mi zeros
+
+# payloads of a batch that states 1 record, with one array of 1 Mi entries
+_LONG_ARRAYS = {
+    "offset deltas": b"\x95" + _ZEROS + b"\xc0\xc0\x91\xc0\xc0",
+    "timestamp deltas": b"\x95\xc0" + _ZEROS + b"\xc0\x91\xc0\xc0",
+    "keys": b"\x95\xc0\xc0" + _NILS + b"\x91\xc0\xc0",
+    "values": b"\x95\xc0\xc0\xc0" + _NILS + b"\xc0",
+    "headers": b"\x95\xc0\xc0\xc0\x91\xc0" + _NILS,
+    "an array as a key": b"\x95\xc0\xc0\x91" + _NILS + b"\x91\xc0\xc0",
+    "an array as a value": b"\x95\xc0\xc0\xc0\x91" + _NILS + b"\xc0",
+}
+
+
+@pytest.mark.parametrize("zstd", [False, True], ids=["plain", "zstd"])
+@pytest.mark.parametrize("raw", list(_LONG_ARRAYS.values()), ids=list(_LONG_ARRAYS))
+def test_arrays_far_longer_than_the_record_count_are_refused_before_allocation(
+    raw: bytes, zstd: bool
+) -> None:
+    """A checksum-valid frame stating 1 record and 1 MiB of payload, whose payload holds
+    an array of 1 Mi entries: ``CorruptRecordError``, having allocated less than twice the
+    stated payload size. Decoding it first used to allocate about 17 bytes per payload
+    byte (a tuple slot and a list slot per entry) before the record count was checked;
+    compressed, the frame is 62 bytes."""
+    data = zstandard.ZstdCompressor(level=19).compress(raw) if zstd else raw
+    pb = PreparedBatch(data, len(raw), 1, 0, 0, COMPRESSION_ZSTD if zstd else 0, -1, -1, -1)
+    batch = decode(pb.frame(10), position=640)
+    peak, err = _peak_while(lambda: list(batch.records("seg.log")))
+    assert isinstance(err, CorruptRecordError), err
+    assert (err.path, err.position) == ("seg.log", 640)
+    assert peak < 2 * len(raw), f"peak {peak} bytes for a {len(raw)}-byte payload"
+
+
+@pytest.mark.parametrize("zstd", [False, True], ids=["plain", "zstd"])
+@pytest.mark.parametrize("count", [3, 200])
+@pytest.mark.parametrize("records", [1, 2, 7])
+def test_header_lists_longer_than_the_record_count_still_decode(
+    records: int, count: int, zstd: bool
+) -> None:
+    # a header list is the one array that may be longer than the record count (over
+    # 256 entries, it is decoded column by column)
+    headers = [[(f"h{i}", b"v%d" % i) for i in range(count)] + [("none", None)]] * records
+    pb = prepare_batch(
+        [b"v"] * records,
+        headers=headers,
+        compression=COMPRESSION_ZSTD if zstd else COMPRESSION_NONE,
+    )
+    got = list(decode(pb.frame(3)).records())
+    assert got == [(3 + i, 0, None, b"v", tuple(headers[i])) for i in range(records)]
+
+
+def test_a_payload_of_another_size_than_stated_is_corrupt() -> None:
+    raw = msgpack.packb(_OK)
+    for stated in (len(raw) - 1, len(raw) + 1):
+        pb = PreparedBatch(raw, stated, 1, 0, 0, 0, -1, -1, -1)
+        with pytest.raises(CorruptRecordError):
+            list(decode(pb.frame(0)).records())
+    # a zstd frame without a content size that decompresses to less than stated
+    short = zstandard.ZstdCompressor(write_content_size=False).compress(raw)
+    pb = PreparedBatch(short, len(raw) + 100, 1, 0, 0, COMPRESSION_ZSTD, -1, -1, -1)
+    with pytest.raises(CorruptRecordError):
+        list(decode(pb.frame(0)).records())

@@ -42,6 +42,7 @@ v2, ...]`` (or nil) per record. Header keys are str, values bytes or nil.
 
 from __future__ import annotations
 
+import io
 import struct
 from collections.abc import Iterator, Sequence
 from itertools import repeat
@@ -91,6 +92,77 @@ _NO_HEADERS: tuple[tuple[str, bytes | None], ...] = ()
 
 def _refuse_map(_map: object) -> NoReturn:
     raise ValueError("a map in a batch payload")
+
+
+_NIL = 0xC0
+_READ_SIZE = 1 << 16
+# An array in a payload may hold up to max(this, record count) entries, except a
+# record's header list (see ``RecordBatch._columns``).
+_MIN_ARRAY_LIMIT = 256
+
+
+def _array_limit(record_count: int, size: int) -> int:
+    """Most entries an array of a payload of ``size`` bytes may hold (each takes a byte)."""
+    return min(max(_MIN_ARRAY_LIMIT, record_count), size)
+
+
+def _array_len(data: bytes, pos: int) -> int:
+    """Length of the msgpack array whose header is at ``pos`` in ``data``, or -1 if
+    there is no array header there."""
+    b = data[pos]
+    if 0x90 <= b <= 0x9F:  # fixarray
+        return b & 0x0F
+    if b == 0xDC:  # array 16
+        return int.from_bytes(data[pos + 1 : pos + 3], "big")
+    if b == 0xDD:  # array 32
+        return int.from_bytes(data[pos + 1 : pos + 5], "big")
+    return -1
+
+
+def _unpack_by_column(data: bytes, record_count: int) -> tuple[Any, ...]:
+    """Unpack the five columns one by one, checking each column's stated length first.
+
+    The slow path of ``RecordBatch._columns``, for payloads with an array over
+    ``_array_limit``: a record's header list may legitimately be longer. The four
+    other columns are unpacked with arrays within the limit; the headers column
+    must be nil or an array of exactly ``record_count`` lists (checked on its
+    header, before anything is allocated), each bounded by the payload's size.
+    """
+    size = len(data)
+    limit = _array_limit(record_count, size)
+    # From a stream, not ``feed``: fed data would be copied into a buffer rounded up
+    # to twice its size; this way the buffer holds a chunk, or the largest object.
+    unpacker = msgpack.Unpacker(
+        io.BytesIO(data),
+        read_size=min(max(size, 1), _READ_SIZE),
+        use_list=False,
+        raw=False,
+        strict_map_key=True,
+        max_buffer_size=max(size, 1),  # (the other limits default to it)
+        max_array_len=limit,
+        max_map_len=0,
+        max_ext_len=0,
+        object_hook=_refuse_map,
+    )
+    if unpacker.read_array_header() != 5:
+        raise ValueError("a batch payload is not an array of five columns")
+    cols = [unpacker.unpack() for _ in range(4)]
+    pos = unpacker.tell()
+    if pos < size and data[pos] != _NIL and _array_len(data, pos) != record_count:
+        raise ValueError(f"the headers column is not nil or {record_count} lists")
+    cols.append(
+        _unpackb(
+            memoryview(data)[pos:],
+            use_list=False,
+            raw=False,
+            strict_map_key=True,
+            max_array_len=size,
+            max_map_len=0,
+            max_ext_len=0,
+            object_hook=_refuse_map,
+        )
+    )
+    return tuple(cols)
 
 
 def aligned(n: int) -> int:
@@ -333,6 +405,7 @@ class RecordBatch:
 
     def _columns(self, path: str) -> list[Any]:
         data: bytes = self.payload
+        n = self.record_count
         try:
             if self.attributes & COMPRESSION_MASK == COMPRESSION_ZSTD:
                 # zstd trusts a size stated in its own frame header over
@@ -346,20 +419,35 @@ class RecordBatch:
                 data = zstandard.ZstdDecompressor().decompress(
                     data, max_output_size=self.payload_size
                 )
-            # Every length msgpack reads is bounded by the payload's size (unpackb's
-            # default limits derive from the input), and the format has no maps and
-            # no extension types: refuse them rather than hand a dict or an ExtType
-            # to the application as a key, value or header.
-            cols = _unpackb(
-                data,
-                use_list=False,
-                raw=False,
-                strict_map_key=True,
-                max_map_len=0,
-                max_ext_len=0,
-                object_hook=_refuse_map,  # (an empty map passes max_map_len=0)
-            )
-        except (zstandard.ZstdError, ValueError, TypeError, msgpack.ExtraData) as e:
+            if len(data) != self.payload_size:
+                raise ValueError(f"payload of {len(data)} bytes, header {self.payload_size}")
+            # What the header states bounds what decoding allocates. Every length
+            # msgpack reads is bounded by the payload's size (unpackb's default limits
+            # derive from the input), and an array by the record count (_array_limit):
+            # a payload streamlog wrote has five columns of one entry per record, and
+            # per-record header lists. An array entry costs about 16 bytes (a tuple
+            # slot, and a list slot while msgpack builds it), so without the count a
+            # frame stating 1 record and 1 MiB of nils would allocate 17 MiB before it
+            # is refused; msgpack checks the limit on an array's header, before
+            # allocating. A header list over the limit (a record with many headers)
+            # fails here and is decoded column by column (as is anything else that
+            # fails here: corruption fails there too). The format has no maps and no
+            # extension types: refuse them rather than hand a dict or an ExtType to
+            # the application as a key, value or header.
+            try:
+                cols = _unpackb(
+                    data,
+                    use_list=False,
+                    raw=False,
+                    strict_map_key=True,
+                    max_array_len=_array_limit(n, len(data)),
+                    max_map_len=0,
+                    max_ext_len=0,
+                    object_hook=_refuse_map,  # (an empty map passes max_map_len=0)
+                )
+            except ValueError:
+                cols = _unpack_by_column(data, n)
+        except (zstandard.ZstdError, ValueError, TypeError, msgpack.UnpackException) as e:
             # A checksum-valid payload that does not decode was written by
             # something else than streamlog: corruption, not a torn write.
             raise CorruptRecordError(
@@ -367,7 +455,6 @@ class RecordBatch:
                 path=path,
                 position=self.position,
             ) from e
-        n = self.record_count
         ok = isinstance(cols, tuple) and len(cols) == 5
         if ok and cols[0] is None and n != self.last_offset - self.base_offset + 1:
             ok = False  # dense offsets must end at the batch's last offset (no overlap)

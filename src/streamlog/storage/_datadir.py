@@ -128,7 +128,13 @@ class DataDir:
         self.needs_recovery = False
         self.exclusive = False
         self._prepare()
-        self._lock(lock_timeout)
+        try:
+            self._lock(lock_timeout)
+        except BaseException:
+            if self._fd >= 0:
+                fd, self._fd = self._fd, -1
+                fs.close(fd)
+            raise
 
     def _prepare(self) -> None:
         root = self.root

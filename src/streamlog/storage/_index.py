@@ -116,6 +116,23 @@ class _FixedIndex:
         a, b = self.ENTRY.unpack_from(self._mm, i * self.ENTRY.size)
         return int(a), int(b)
 
+    def entries(self) -> list[tuple[int, int]]:
+        """Every valid entry, in order (unpacked from one copy of the mapped prefix)."""
+        if not self.count:
+            return []
+        assert self._mm is not None
+        return list(self.ENTRY.iter_unpack(self._mm[: self.count * self.ENTRY.size]))
+
+    @property
+    def has_file(self) -> bool:
+        """False for a read-only view of a segment whose index file is missing."""
+        return self._fd >= 0
+
+    def has_partial_entry(self) -> bool:
+        """True if the file's size (asked of the file, not the map) is not a whole
+        number of entries."""
+        return fs.size(self._fd) % self.ENTRY.size != 0
+
     @property
     def is_full(self) -> bool:
         return self.count >= self.max_entries
@@ -165,6 +182,15 @@ class OffsetIndex(_FixedIndex):
     def append(self, relative_last_offset: int, position: int) -> None:
         self._append(relative_last_offset, position)
 
+    def truncate_at_position(self, position: int) -> int:
+        """Forget entries pointing at or past ``position`` (only with no other process
+        using the index); returns the relative offset of the last entry kept, or 0."""
+        n = self.count
+        while n and self.entry(n - 1)[1] >= position:
+            n -= 1
+        self.truncate_entries(n)
+        return self.entry(n - 1)[0] if n else 0
+
     def last_position(self) -> int:
         """Start position of the last indexed batch, or 0."""
         return self.entry(self.count - 1)[1] if self.count else 0
@@ -196,6 +222,13 @@ class TimeIndex(_FixedIndex):
 
     def append(self, max_timestamp: int, relative_last_offset: int) -> None:
         self._append(max_timestamp, relative_last_offset)
+
+    def truncate_after(self, relative_offset: int) -> None:
+        """Forget entries past ``relative_offset`` (only with no other process using it)."""
+        m = self.count
+        while m and self.entry(m - 1)[1] > relative_offset:
+            m -= 1
+        self.truncate_entries(m)
 
     def last_timestamp(self) -> int | None:
         return self.entry(self.count - 1)[0] if self.count else None

@@ -1,6 +1,6 @@
 """One segment: a ``.log`` file of frames written through a memory map, with its two indexes.
 
-On disk (``<base>`` is the 20-digit base offset)::
+On disk (``<base>`` is the 20-digit base offset, ``offset_to_name``)::
 
     <base>.log        frames (see ``_codec``) at 8-byte aligned positions, then
                       zeros up to the allocated size; a sealed segment ends with
@@ -21,8 +21,17 @@ the authority on where the log continues. After sealing, the file is trimmed
 right after the seal; that never hurts a reader in another process, because
 readers only move forward over valid frames and stop at the seal.
 
+Two classes, as Kafka's ``FileRecords`` and ``LogSegment``:
+
+- ``FileRecords`` owns the ``.log`` file: its descriptor and map, growth,
+  frame validation, walking frames (scan, resync after damage, the trailing
+  seal), zeroing, cutting and fdatasync. No other class reaches into its map.
+- ``Segment`` adds the indexes and the known tail: load, follow, append,
+  index, seal, trim, truncate, read, and ``sync_all`` (log, then indexes).
+
 Not thread-safe: the partition serialises writers with its append lock and
-gives readers their own view of the tail. Process-safe as described above.
+gives readers their own view of the tail (``sync`` alone is serialised, see
+``FileRecords``). Process-safe as described above.
 """
 
 from __future__ import annotations
@@ -64,6 +73,16 @@ class ScanResult:
     last_frame: int = -1  # position of the last good batch found, if any
 
 
+def _write_entries(oi: OffsetIndex, ti: TimeIndex, entries: list[tuple[int, int, int]]) -> None:
+    """Append ``(relative offset, position, max timestamp)`` entries to fresh indexes."""
+    last_ts: int | None = None
+    for rel, pos, max_ts in entries[: oi.max_entries]:
+        oi.append(rel, pos)
+        if last_ts is None or max_ts > last_ts:
+            ti.append(max_ts, rel)
+            last_ts = max_ts
+
+
 def _unlink_if_exists(path: str) -> None:
     try:
         fs.unlink(path)
@@ -72,8 +91,26 @@ def _unlink_if_exists(path: str) -> None:
             raise
 
 
-class Segment:
-    """One ``.log`` file and its indexes: append, read, scan, recover, seal, truncate, flush."""
+class FileRecords:
+    """The ``.log`` file of one segment, read and written through a memory map.
+
+    Owns the file descriptor, the map (``_mm``: used by this class and its
+    subclass ``Segment`` only) and the rules for frames in it: a frame is
+    valid when its length word is non-zero, it fits the map, its checksum
+    matches and its magic is known; the data ends at the first zero length
+    word or at a seal. Walking frames (``scan``, ``batches``,
+    ``expected_index_entries``) verifies every checksum; after a bad frame,
+    ``_resync`` finds the next valid one (at the position its length word
+    claims, or up to a trailing seal). Recovery cuts the file (``_cut``) and
+    looks for bytes after the data (``nonzero_after``); a writer zeroes a
+    torn tail (``zero_from``).
+
+    Knows nothing of the indexes or of the tail (``Segment`` does). Not
+    thread-safe but for ``sync``, which is serialised per file and final once
+    it failed (fsyncgate). Process-safe: readers in other processes only move
+    forward over valid frames, and the trailing seal is read with ``pread``,
+    never through a map that a trim may have cut short.
+    """
 
     def __init__(
         self,
@@ -81,7 +118,6 @@ class Segment:
         base_offset: int,
         *,
         index_interval: int,
-        max_index_bytes: int,
         writable: bool = True,
         create: bool = False,
     ) -> None:
@@ -89,19 +125,13 @@ class Segment:
         self.base_offset = base_offset
         self.index_interval = index_interval
         self.writable = writable
-        stem = os.path.join(directory, offset_to_name(base_offset))
-        self.path = stem + LOG_SUFFIX
-        self.index_path = stem + INDEX_SUFFIX
-        self.timeindex_path = stem + TIMEINDEX_SUFFIX
-        self.max_index_bytes = max_index_bytes
+        self.path = os.path.join(directory, offset_to_name(base_offset)) + LOG_SUFFIX
         self.closed = False
         # Syncs of this file are serialised, and a failed one is final: the kernel
         # reports a write-back error once, so a second fdatasync racing the failed
         # one (the flusher and an acks="all" writer) would succeed without the data.
         self._sync_lock = threading.Lock()
         self._sync_error: StorageIOError | None = None
-        # (next offset, position of the frame after the last batch a read returned)
-        self._cursor: tuple[int, int] | None = None
         self._fd = fs.open(self.path, create=create, write=writable)
         self._mm: mmap.mmap | None = None
         self._mapped = 0
@@ -109,34 +139,15 @@ class Segment:
             if create and fs.size(self._fd) == 0:
                 fs.fallocate(self._fd, 0, _INITIAL_SIZE, self.path)
             self._remap()
-            self.offset_index = OffsetIndex(self.index_path, max_index_bytes, writable=writable)
-            try:
-                self.time_index = TimeIndex(self.timeindex_path, max_index_bytes, writable=writable)
-            except BaseException:
-                self.offset_index.close()
-                raise
         except BaseException:
-            # no descriptor left behind by a failed open
-            self._mm = None
-            fd, self._fd = self._fd, -1
-            fs.close(fd)
+            self._drop_file()  # no descriptor left behind by a failed open
             raise
-        if writable and not create and os.fstat(self._fd).st_nlink == 0:
-            # Retention in another process deleted the segment while we opened
-            # it, and opening its indexes created them again: remove them (the
-            # deleter unlinks the .log first, so this catches every interleaving).
-            self.close()
-            for path in (self.index_path, self.timeindex_path):
-                _unlink_if_exists(path)
-            raise StorageIOError(errno.ENOENT, "segment was deleted", self.path)
-        # The known tail. ``tail`` is where the next frame goes (or the seal's position).
-        self.tail = 0
-        self.next_offset = base_offset
-        self.max_timestamp = -1
-        self.first_max_timestamp: int | None = None
-        self.sealed = False
-        self.next_base: int | None = None
-        self._last_frame = -1  # position of the last batch known (-1: unknown or indexed)
+
+    def _drop_file(self) -> None:
+        """Forget the map and close the descriptor (a failed open)."""
+        self._mm = None
+        fd, self._fd = self._fd, -1
+        fs.close(fd)
 
     # ------------------------------------------------------------------ mapping
     def _remap(self) -> None:
@@ -324,6 +335,164 @@ class Segment:
             return seal_pos
         return None
 
+    # ------------------------------------------------------------------ walking
+    def expected_index_entries(self, end: int) -> list[tuple[int, int, int]]:
+        """Index entries a full scan up to ``end`` gives: (relative offset, position, max ts)."""
+        entries: list[tuple[int, int, int]] = []
+        pos, last_indexed, max_ts = 0, 0, -1
+        while pos < end:
+            length, fields = self.frame_at(pos)
+            if fields is None:
+                pos = self._resync(pos, length) or end
+                continue
+            max_ts = max(max_ts, fields[9])
+            if pos - last_indexed > self.index_interval:
+                entries.append((fields[5] + fields[6] - self.base_offset, pos, max_ts))
+                last_indexed = pos
+            pos += codec.aligned(length)
+        return entries
+
+    def batches(self, start: int = 0) -> list[tuple[int, codec.RecordBatch | None]]:
+        """Every frame from ``start`` (for check and dump): ``(position, batch or None if bad)``."""
+        out: list[tuple[int, codec.RecordBatch | None]] = []
+        pos = start
+        while True:
+            length, fields = self.frame_at(pos)
+            if length == 0:
+                break
+            if fields is None:
+                out.append((pos, None))
+                after = self._resync(pos, length)
+                if after is None:
+                    break
+                pos = after
+                continue
+            if fields[3] & codec.ATTR_SEAL:
+                break
+            out.append((pos, self._batch(pos, fields)))
+            pos += codec.aligned(length)
+        return out
+
+    # ------------------------------------------------------------------ bytes after the data
+    def nonzero_after(self, start: int) -> bool:
+        """True if any byte of the file from ``start`` on is not zero."""
+        mm, end = self._mm, self._mapped
+        if mm is None:
+            return False
+        step = 1 << 20
+        for pos in range(start, end, step):
+            chunk = mm[pos : min(end, pos + step)]
+            if chunk.count(0) != len(chunk):
+                return True
+        return False
+
+    def zero_from(self, start: int) -> None:
+        """Zero the mapped bytes from ``start`` to the end of the file, 1 MiB at a time."""
+        if self._mm is None:
+            return
+        end = self._mapped
+        step = 1 << 20
+        for pos in range(start, end, step):
+            self._mm[pos : min(end, pos + step)] = bytes(min(end, pos + step) - pos)
+
+    def _cut(self, pos: int) -> int:
+        """Cut the file at ``pos`` and allocate it again (zeros from ``pos`` on); returns the
+        bytes dropped, 0 if ``pos`` is past the end. Only with no other process mapping it."""
+        size = self._mapped
+        if pos >= size:
+            return 0
+        assert self._mm is not None
+        dropped = size - pos
+        keep = self._mapped
+        self._mm = None
+        self._mapped = 0
+        fs.truncate(self._fd, pos, self.path)
+        fs.fallocate(self._fd, 0, max(keep, _INITIAL_SIZE), self.path)
+        self._remap()
+        return dropped
+
+    # ------------------------------------------------------------------ durability, lifecycle
+    def sync(self) -> None:
+        """fdatasync the log file (serialised; after a failure every later call fails)."""
+        with self._sync_lock:
+            if self._sync_error is not None:
+                raise StorageIOError(
+                    errno.EIO, f"an earlier sync failed ({self._sync_error.strerror})", self.path
+                )
+            try:
+                fs.sync(self._fd, self.path)
+            except StorageIOError as e:
+                self._sync_error = e
+                raise
+
+    def close(self) -> None:
+        self.closed = True  # first: a concurrent sync that fails can tell why
+        self._mm = None
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            fs.close(fd)
+
+
+class Segment(FileRecords):
+    """One ``.log`` file and its indexes: append, read, scan, recover, seal, truncate, flush.
+
+    Keeps the known tail (``tail``, ``next_offset``, ``sealed``...): where the
+    next frame goes, learnt by ``load`` (the trailing seal, else a scan from
+    the last index entry) and followed by ``refresh``. Appending writes the
+    frame with its length word last, then the index entries (see ``append``);
+    sealing writes the seal frame, then ``trim`` cuts the zeros after it.
+    ``sync_all`` makes the log and then its indexes durable.
+
+    Not thread-safe (the partition's append lock serialises writers); process
+    safety as in the module docstring.
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        base_offset: int,
+        *,
+        index_interval: int,
+        max_index_bytes: int,
+        writable: bool = True,
+        create: bool = False,
+    ) -> None:
+        stem = os.path.join(directory, offset_to_name(base_offset))
+        self.index_path = stem + INDEX_SUFFIX
+        self.timeindex_path = stem + TIMEINDEX_SUFFIX
+        self.max_index_bytes = max_index_bytes
+        # (next offset, position of the frame after the last batch a read returned)
+        self._cursor: tuple[int, int] | None = None
+        super().__init__(
+            directory, base_offset, index_interval=index_interval, writable=writable, create=create
+        )
+        try:
+            self.offset_index = OffsetIndex(self.index_path, max_index_bytes, writable=writable)
+            try:
+                self.time_index = TimeIndex(self.timeindex_path, max_index_bytes, writable=writable)
+            except BaseException:
+                self.offset_index.close()
+                raise
+        except BaseException:
+            self._drop_file()  # no descriptor left behind by a failed open
+            raise
+        if writable and not create and os.fstat(self._fd).st_nlink == 0:
+            # Retention in another process deleted the segment while we opened
+            # it, and opening its indexes created them again: remove them (the
+            # deleter unlinks the .log first, so this catches every interleaving).
+            self.close()
+            for path in (self.index_path, self.timeindex_path):
+                _unlink_if_exists(path)
+            raise StorageIOError(errno.ENOENT, "segment was deleted", self.path)
+        # The known tail. ``tail`` is where the next frame goes (or the seal's position).
+        self.tail = 0
+        self.next_offset = base_offset
+        self.max_timestamp = -1
+        self.first_max_timestamp: int | None = None
+        self.sealed = False
+        self.next_base: int | None = None
+        self._last_frame = -1  # position of the last batch known (-1: unknown or indexed)
+
     # ------------------------------------------------------------------ opening
     def load(self) -> ScanResult:
         """Find the tail quickly: the trailing seal, else a scan from the last index entry.
@@ -393,22 +562,6 @@ class Segment:
         self.refresh_indexes()
         return result
 
-    def expected_index_entries(self, end: int) -> list[tuple[int, int, int]]:
-        """Index entries a full scan up to ``end`` gives: (relative offset, position, max ts)."""
-        entries: list[tuple[int, int, int]] = []
-        pos, last_indexed, max_ts = 0, 0, -1
-        while pos < end:
-            length, fields = self.frame_at(pos)
-            if fields is None:
-                pos = self._resync(pos, length) or end
-                continue
-            max_ts = max(max_ts, fields[9])
-            if pos - last_indexed > self.index_interval:
-                entries.append((fields[5] + fields[6] - self.base_offset, pos, max_ts))
-                last_indexed = pos
-            pos += codec.aligned(length)
-        return entries
-
     def indexes_sane(self) -> bool:
         """Cheaply check both indexes against the log (for segments recovery does not scan).
 
@@ -420,13 +573,12 @@ class Segment:
         """
         oi, ti = self.offset_index, self.time_index
         # (a time index grows in 4 KiB steps, not whole 12-byte entries)
-        if oi._fd < 0 or ti._fd < 0 or fs.size(oi._fd) % oi.ENTRY.size:
+        if not oi.has_file or not ti.has_file or oi.has_partial_entry():
             return False
         rels: list[int] = []
         last_pos = 0
         if oi.count:
-            assert oi._mm is not None
-            entries = list(oi.ENTRY.iter_unpack(oi._mm[: oi.count * oi.ENTRY.size]))
+            entries = oi.entries()
             rels = [e[0] for e in entries]
             poss = [e[1] for e in entries]
             if rels != sorted(set(rels)) or poss != sorted(set(poss)) or poss[-1] >= self.tail:
@@ -436,8 +588,7 @@ class Segment:
             if fields is None or fields[5] + fields[6] != self.base_offset + rels[-1]:
                 return False
         if ti.count:
-            assert ti._mm is not None
-            tentries = list(ti.ENTRY.iter_unpack(ti._mm[: ti.count * ti.ENTRY.size]))
+            tentries = ti.entries()
             stamps = [e[0] for e in tentries]
             trels = [e[1] for e in tentries]
             if stamps != sorted(set(stamps)) or not set(trels) <= set(rels):
@@ -467,14 +618,14 @@ class Segment:
         if exclusive and self.writable:
             self.offset_index.truncate_entries(0)
             self.time_index.truncate_entries(0)
-            self._write_entries(self.offset_index, self.time_index, entries)
+            _write_entries(self.offset_index, self.time_index, entries)
         elif self.writable:
             for path in (self.index_path + ".tmp", self.timeindex_path + ".tmp"):
                 if os.path.exists(path):
                     fs.unlink(path)
             oi = OffsetIndex(self.index_path + ".tmp", self.max_index_bytes)
             ti = TimeIndex(self.timeindex_path + ".tmp", self.max_index_bytes)
-            self._write_entries(oi, ti, entries)
+            _write_entries(oi, ti, entries)
             oi.close()
             ti.close()
             crashpoint("index.rebuild_written")
@@ -488,15 +639,6 @@ class Segment:
         self.first_max_timestamp = None
         self._apply(result)
         return result
-
-    @staticmethod
-    def _write_entries(oi: OffsetIndex, ti: TimeIndex, entries: list[tuple[int, int, int]]) -> None:
-        last_ts: int | None = None
-        for rel, pos, max_ts in entries[: oi.max_entries]:
-            oi.append(rel, pos)
-            if last_ts is None or max_ts > last_ts:
-                ti.append(max_ts, rel)
-                last_ts = max_ts
 
     # ------------------------------------------------------------------ writing
     def would_overflow(self, frame_size: int, segment_bytes: int) -> bool:
@@ -614,46 +756,22 @@ class Segment:
         """
         self._cursor = None
         self._last_frame = -1
-        size = self._mapped
-        if pos >= size:
+        dropped = self._cut(pos)
+        if not dropped:
             return 0
-        assert self._mm is not None
-        dropped = size - pos
-        keep = self._mapped
-        self._mm = None
-        self._mapped = 0
-        fs.truncate(self._fd, pos, self.path)
-        fs.fallocate(self._fd, 0, max(keep, _INITIAL_SIZE), self.path)
-        self._remap()
         # drop index entries pointing at or past pos
-        oi = self.offset_index
-        n = oi.count
-        while n and oi.entry(n - 1)[1] >= pos:
-            n -= 1
-        oi.truncate_entries(n)
-        last_rel = oi.entry(n - 1)[0] if n else 0
-        ti = self.time_index
-        m = ti.count
-        while m and ti.entry(m - 1)[1] > last_rel:
-            m -= 1
-        ti.truncate_entries(m)
+        last_rel = self.offset_index.truncate_at_position(pos)
+        self.time_index.truncate_after(last_rel)
         self.sealed = False
         self.next_base = None
         return dropped
 
-    def sync(self) -> None:
-        with self._sync_lock:
-            if self._sync_error is not None:
-                raise StorageIOError(
-                    errno.EIO, f"an earlier sync failed ({self._sync_error.strerror})", self.path
-                )
-            try:
-                fs.sync(self._fd, self.path)
-            except StorageIOError as e:
-                self._sync_error = e
-                raise
-
-    def sync_indexes(self) -> None:
+    def sync_all(self) -> None:
+        """Make the segment durable: fdatasync the log, then the offset index, then the
+        time index. The log goes first, so a durable index entry never names frames
+        that are not (indexes are disposable anyway: recovery checks them against the
+        log and rebuilds them). Every sync of a whole segment goes through here."""
+        self.sync()
         self.offset_index.sync()
         self.time_index.sync()
 
@@ -747,39 +865,14 @@ class Segment:
             pos += codec.aligned(length)
         return used, True
 
-    def batches(self, start: int = 0) -> list[tuple[int, codec.RecordBatch | None]]:
-        """Every frame from ``start`` (for check and dump): ``(position, batch or None if bad)``."""
-        out: list[tuple[int, codec.RecordBatch | None]] = []
-        pos = start
-        while True:
-            length, fields = self.frame_at(pos)
-            if length == 0:
-                break
-            if fields is None:
-                out.append((pos, None))
-                after = self._resync(pos, length)
-                if after is None:
-                    break
-                pos = after
-                continue
-            if fields[3] & codec.ATTR_SEAL:
-                break
-            out.append((pos, self._batch(pos, fields)))
-            pos += codec.aligned(length)
-        return out
-
     # ------------------------------------------------------------------ lifecycle
     @property
     def size_bytes(self) -> int:
         return self.tail + (SEAL_SIZE if self.sealed else 0)
 
     def close(self) -> None:
-        self.closed = True  # first: a concurrent sync that fails can tell why
-        self._mm = None
         try:
-            if self._fd >= 0:
-                fd, self._fd = self._fd, -1
-                fs.close(fd)
+            super().close()
         finally:  # (a failing close still closes the other files)
             try:
                 self.offset_index.close()
