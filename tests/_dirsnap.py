@@ -69,3 +69,16 @@ def assert_unchanged(
 ) -> None:
     changes = diff(before, snapshot(root, times=times))
     assert not changes, "files changed:\n" + "\n".join(changes)
+
+
+def file_digests(root: str | os.PathLike[str]) -> dict[str, str]:
+    """The sha256 of every file's bytes under ``root``, by relative path (a lighter
+    ``snapshot`` that ignores directories and times)."""
+    root = os.fspath(root)
+    out = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            full = os.path.join(dirpath, name)
+            with open(full, "rb") as f:
+                out[os.path.relpath(full, root)] = hashlib.sha256(f.read()).hexdigest()
+    return out

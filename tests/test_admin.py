@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
-from collections.abc import Iterator
 
 import pytest
 
 import streamlog
 from streamlog import PartitionDescription, TopicDescription, TopicPartition
 from streamlog.storage import prepare_batch
+from tests._helpers import now_ms
 
 DEFAULTS = {
     "cleanup.policy": "delete",
@@ -27,18 +26,8 @@ DEFAULTS = {
 }
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def _append(log: streamlog.Log, topic: str, partition: int, n: int = 10) -> None:
-    log.partition(topic, partition).append(prepare_batch([b"v"] * n, timestamps=_now_ms()))
-
-
-@pytest.fixture
-def log(data_dir: str) -> Iterator[streamlog.Log]:
-    with streamlog.open(data_dir) as handle:
-        yield handle
+    log.partition(topic, partition).append(prepare_batch([b"v"] * n, timestamps=now_ms()))
 
 
 # ---------------------------------------------------------------- create / list
@@ -184,7 +173,7 @@ def test_describe_sees_other_handles_appends(data_dir: str) -> None:
 def test_segments_count(log: streamlog.Log) -> None:
     log.create_topic("t", config={"segment.bytes": 4096})
     for _ in range(40):
-        log.partition("t", 0).append(prepare_batch([b"x" * 200], timestamps=_now_ms()))
+        log.partition("t", 0).append(prepare_batch([b"x" * 200], timestamps=now_ms()))
     p0 = log.describe_topic("t").partitions[0]
     assert p0.end_offset == 40
     assert p0.segments > 1
@@ -246,7 +235,7 @@ def test_alter_applies_to_open_partitions(data_dir: str) -> None:
     with streamlog.open(data_dir) as log:
         log.create_topic("t")
         plog = log.partition("t", 0)
-        big = prepare_batch([b"x" * 1000], timestamps=_now_ms())
+        big = prepare_batch([b"x" * 1000], timestamps=now_ms())
         plog.append(big)
         log.alter_topic_config("t", {"max.message.bytes": 500})
         with pytest.raises(streamlog.RecordTooLargeError):

@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -27,16 +26,13 @@ import streamlog
 from streamlog import TopicPartition
 from streamlog.storage import prepare_batch
 from tests._dirsnap import assert_unchanged, snapshot
+from tests._helpers import now_ms
 
 KAFKA_TOPIC_RULE = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def _batch(n: int = 1, size: int = 1) -> Any:
-    return prepare_batch([b"x" * size] * n, timestamps=_now_ms())
+    return prepare_batch([b"x" * size] * n, timestamps=now_ms())
 
 
 @contextmanager
@@ -65,12 +61,12 @@ def root(tmp_path: os.PathLike[str]) -> str:
 
 
 @pytest.fixture
-def log(data_dir: str) -> Iterator[streamlog.Log]:
-    with streamlog.open(data_dir) as handle:
-        handle.create_topic("t", partitions=2)
-        handle.partition("t", 0).append(_batch(3))
-        handle.describe_topic("t")  # open every partition, so later calls create nothing
-        yield handle
+def log(log: streamlog.Log) -> streamlog.Log:
+    """The shared ``log`` (conftest) with topic ``t``: 2 partitions, 3 records in 0."""
+    log.create_topic("t", partitions=2)
+    log.partition("t", 0).append(_batch(3))
+    log.describe_topic("t")  # open every partition, so later calls create nothing
+    return log
 
 
 # ---------------------------------------------------------------- topic names
@@ -395,7 +391,7 @@ def test_batch_over_max_message_bytes(log: streamlog.Log, root: str) -> None:
 
 
 def test_batch_over_default_max_message_bytes(log: streamlog.Log, root: str) -> None:
-    big = prepare_batch([os.urandom(1_100_000)], timestamps=_now_ms())
+    big = prepare_batch([os.urandom(1_100_000)], timestamps=now_ms())
     plog = log.partition("t", 0)
     raises_unchanged(root, streamlog.RecordTooLargeError, lambda: plog.append(big))
     assert log.describe_topic("t").partitions[0].end_offset == 3

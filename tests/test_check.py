@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -12,12 +11,9 @@ import pytest
 import streamlog
 from streamlog.storage import prepare_batch
 from tests._dirsnap import assert_unchanged, snapshot
+from tests._helpers import flip, now_ms
 
 SEG0 = "00000000000000000000"
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _kinds(report: streamlog.CheckReport) -> list[tuple[str, str]]:
@@ -38,7 +34,7 @@ def populated(data_dir: str) -> Iterator[str]:
     with streamlog.open(data_dir) as log:
         log.create_topic("a", partitions=3)
         log.create_topic("b")
-        now = _now_ms()
+        now = now_ms()
         log.partition("a", 0).append(prepare_batch([b"x"] * 4, timestamps=now))
         log.partition("a", 0).append(prepare_batch([b"y"] * 6, timestamps=now))
         log.partition("a", 1).append(prepare_batch([b"z"], timestamps=now))
@@ -71,7 +67,7 @@ def test_counts(populated: str) -> None:
 
 def test_check_while_open(populated: str) -> None:
     with streamlog.open(populated) as log:
-        log.partition("b", 0).append(prepare_batch([b"more"] * 3, timestamps=_now_ms()))
+        log.partition("b", 0).append(prepare_batch([b"more"] * 3, timestamps=now_ms()))
         report = checked(populated)
         assert report.ok, str(report)
         assert report.records == 16
@@ -230,14 +226,6 @@ def test_reports_missing_index(populated: str) -> None:
     assert _kinds(report) == [("missing-index", index)]
 
 
-def _flip(path: str, position: int) -> None:
-    with open(path, "r+b") as f:
-        f.seek(position)
-        byte = f.read(1)
-        f.seek(position)
-        f.write(bytes([byte[0] ^ 0xFF]))
-
-
 def _three_batches(data_dir: str) -> tuple[str, list[int]]:
     """A partition with three batches; returns its segment and the batches' positions."""
     positions = []
@@ -246,13 +234,13 @@ def _three_batches(data_dir: str) -> tuple[str, list[int]]:
         p = log.partition("t", 0)
         for i in range(3):
             positions.append(p.size_bytes())
-            p.append(prepare_batch([b"value-%d" % i] * 5, timestamps=_now_ms()))
+            p.append(prepare_batch([b"value-%d" % i] * 5, timestamps=now_ms()))
     return os.path.join(data_dir, "topics", "t", "0", SEG0 + ".log"), positions
 
 
 def test_reports_corrupt_batch_and_never_repairs(data_dir: str) -> None:
     seg, positions = _three_batches(data_dir)
-    _flip(seg, positions[1] + 40)
+    flip(seg, positions[1] + 40)
     report = checked(data_dir)
     assert [(p.kind, p.path, p.position) for p in report.problems] == [
         ("corrupt", seg, positions[1])
@@ -263,7 +251,7 @@ def test_reports_corrupt_batch_and_never_repairs(data_dir: str) -> None:
 
 def test_reports_torn_tail(data_dir: str) -> None:
     seg, positions = _three_batches(data_dir)
-    _flip(seg, positions[2] + 40)
+    flip(seg, positions[2] + 40)
     report = checked(data_dir)
     assert [(p.kind, p.path, p.position) for p in report.problems] == [
         ("torn-tail", seg, positions[2])

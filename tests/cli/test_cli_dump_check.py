@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -11,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 import streamlog
+from tests._dirsnap import file_digests
 
 from ._run import cli, cli_many, lines, ok, one_line_error
 
@@ -51,18 +51,8 @@ def pdir(data: str) -> str:
     return os.path.join(data, "topics", "t", "0")
 
 
-def digests(root: str) -> dict[str, str]:
-    out = {}
-    for d, _dirs, files in os.walk(root):
-        for f in files:
-            full = os.path.join(d, f)
-            with open(full, "rb") as fh:
-                out[full] = hashlib.sha256(fh.read()).hexdigest()
-    return out
-
-
 def test_dump_a_partition_directory(data: str) -> None:
-    before = digests(data)
+    before = file_digests(data)
     out = ok(cli(data, "dump", pdir(data)))
     names = sorted(
         n for n in os.listdir(pdir(data)) if n.endswith((".log", ".index", ".timeindex"))
@@ -82,7 +72,7 @@ def test_dump_a_partition_directory(data: str) -> None:
     assert re.search(r"^offset: \d+ position: [1-9]\d*$", out, re.M)  # .index entries
     assert re.search(r"^timestamp: 1700000000\d\d\d offset: \d+$", out, re.M)  # .timeindex
     assert "| offset" not in out
-    assert digests(data) == before
+    assert file_digests(data) == before
 
 
 def test_dump_print_data_and_deep_iteration(data: str) -> None:
@@ -122,7 +112,7 @@ def damaged(data: str, tmp_path: str) -> str:
 
 
 def test_dump_and_check_report_a_corrupt_batch(damaged: str) -> None:
-    before = digests(damaged)
+    before = file_digests(damaged)
     seg = os.path.join(pdir(damaged), "00000000000000000000.log")
     done = cli(damaged, "dump", "--print-data", seg)
     assert done.returncode == 1, done.stderr
@@ -134,7 +124,7 @@ def test_dump_and_check_report_a_corrupt_batch(damaged: str) -> None:
     assert check.returncode == 1
     assert "problem(s)" in check.stdout
     assert f"corrupt: {seg} at byte " in check.stdout
-    assert digests(damaged) == before  # dump and check never write
+    assert file_digests(damaged) == before  # dump and check never write
 
 
 def test_dump_reports_invalid_bytes(data: str, tmp_path: str) -> None:

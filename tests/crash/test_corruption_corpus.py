@@ -18,7 +18,6 @@ reading through it raises ``CorruptRecordError`` naming the file and byte, and
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import shutil
@@ -29,6 +28,8 @@ import pytest
 
 import streamlog
 from streamlog.storage._codec import HEADER_SIZE, aligned, prepare_batch
+from tests._dirsnap import file_digests
+from tests._helpers import flip
 
 pytestmark = pytest.mark.crash
 
@@ -185,14 +186,6 @@ def _log_path(root: str, name: str) -> str:
     return os.path.join(_pdir(root), name)
 
 
-def _flip(path: str, pos: int, mask: int) -> None:
-    with open(path, "r+b") as f:
-        f.seek(pos)
-        b = f.read(1)[0]
-        f.seek(pos)
-        f.write(bytes([b ^ mask]))
-
-
 def _recovery_truncated(log_report: list, name: str) -> list[int]:
     return [pos for r in log_report for (path, pos) in r.truncated_at if path.endswith(name)]
 
@@ -229,7 +222,7 @@ def test_bit_flips_in_last_frame(golden: Golden, tmp_path, mask: int) -> None:
     for rel in positions:
         root = _copy(golden, str(tmp_path / f"flip{rel}"))
         path = _log_path(root, last.segment)
-        _flip(path, last.position + rel, mask)
+        flip(path, last.position + rel, mask)
         _verify(root, golden, len(golden.batches) - 1, what=f"xor {mask:#x} at +{rel}", rng=rng)
         shutil.rmtree(root)
 
@@ -243,9 +236,9 @@ def test_bit_flip_in_earlier_frame_of_active_segment_truncates_from_there(
     root = _copy(golden, str(tmp_path / "d"))
     path = _log_path(root, target.segment)
     # a huge length: the frames after it can no longer be found
-    _flip(path, target.position + 3, 0x40)
+    flip(path, target.position + 3, 0x40)
     # the following (last) frame is also torn
-    _flip(path, frames[-1].position + 20, 0x01)
+    flip(path, frames[-1].position + 20, 0x01)
     _verify(root, golden, target.batch_index, what="two torn frames", rng=random.Random(3))
 
 
@@ -452,16 +445,6 @@ def test_recovery_runs_twice(golden: Golden, tmp_path) -> None:
 # ---------------------------------------------------------------------------- sealed damage
 
 
-def _hashes(root: str) -> dict[str, str]:
-    out = {}
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            full = os.path.join(dirpath, name)
-            with open(full, "rb") as f:
-                out[os.path.relpath(full, root)] = hashlib.sha256(f.read()).hexdigest()
-    return out
-
-
 @pytest.mark.parametrize(
     "where",
     ["payload", "checksum", "length-word", "header-offset"],
@@ -475,12 +458,12 @@ def test_damage_inside_sealed_segment(golden: Golden, tmp_path, where: str) -> N
     ]
     root = _copy(golden, str(tmp_path / "d"))
     seg_path = _log_path(root, seg_name)
-    _flip(seg_path, target.position + rel, 0x10)
+    flip(seg_path, target.position + rel, 0x10)
 
     # check() reports it, and changes nothing
-    before = _hashes(root)
+    before = file_digests(root)
     report = streamlog.check(root)
-    assert _hashes(root) == before, "check() changed files"
+    assert file_digests(root) == before, "check() changed files"
     corrupt = [pr for pr in report.problems if pr.kind == "corrupt"]
     assert corrupt, str(report)
     assert corrupt[0].path == seg_path and corrupt[0].position == target.position, str(report)
@@ -531,7 +514,7 @@ def test_damage_in_middle_of_active_segment_is_kept_and_reported(golden: Golden,
     target = frames[0]
     root = _copy(golden, str(tmp_path / "d"))
     path = _log_path(root, golden.active)
-    _flip(path, target.position + target.length - 1, 0x04)
+    flip(path, target.position + target.length - 1, 0x04)
     with streamlog.open(root) as log:
         p = log.partition(TOPIC, 0)
         assert p.end_offset == golden.batches[-1].last + 1

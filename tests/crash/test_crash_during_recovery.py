@@ -16,10 +16,9 @@ import pytest
 
 import streamlog
 from streamlog.storage import prepare_batch
+from tests.reliability._points import MID_RECOVERY_POINTS
 
 pytestmark = pytest.mark.crash
-
-POINTS = ["recover.indexed", "recover.truncated", "recover.synced"]
 
 
 def _build_damaged(data_dir: str) -> list[bytes]:
@@ -44,7 +43,7 @@ def _open_in_child(data_dir: str, point: str, n: int) -> int:
     return subprocess.run([sys.executable, "-c", code], env=env, timeout=60).returncode
 
 
-@pytest.mark.parametrize("point", POINTS)
+@pytest.mark.parametrize("point", MID_RECOVERY_POINTS)
 @pytest.mark.parametrize("n", [1, 2])
 def test_recovery_killed_at_each_point_is_completed_by_the_next_open(
     data_dir: str, point: str, n: int

@@ -29,27 +29,14 @@ import pytest
 
 import streamlog
 from streamlog.storage._codec import prepare_batch
+from tests._procs import kill_after_first_ack
+from tests.reliability._points import KILL9_POINTS, source_crash_points
 
 pytestmark = [pytest.mark.crash, pytest.mark.multiprocess]
 
 CHILD = os.path.join(os.path.dirname(__file__), "_kill9_child.py")
 TOPIC = "k"
 CONFIG = {"segment.bytes": 4096, "index.interval.bytes": 256}
-
-CRASH_POINTS = [
-    "append.before_publish",
-    "append.after_publish",
-    "append.indexed",
-    "roll.sealed",
-    "roll.before_create",
-    "roll.created",
-    "retention.start_moved",
-    "retention.deleted_one",
-    "sync.before",
-    "sync.after",
-    "meta.tmp_written",
-    "meta.renamed",
-]
 
 
 @dataclass
@@ -164,19 +151,10 @@ def test_kill9_random_moments(tmp_path) -> None:
     t0 = time.monotonic()
     for it in range(iterations):
         proc = _spawn(root, f"{it}", 10_000, delete_every=rng.choice([0, 0, 7, 20]), aux_every=0)
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
-        if not first.startswith(b"A "):
-            proc.kill()
-            _, err = proc.communicate()
-            raise AssertionError(f"child failed before its first ack: {first!r}\n{err.decode()}")
-        time.sleep(rng.uniform(0.005, 0.080))
-        os.kill(proc.pid, signal.SIGKILL)
-        rest, err = proc.communicate()
-        assert proc.returncode == -signal.SIGKILL, (proc.returncode, err.decode())
+        out = kill_after_first_ack(proc, rng.uniform(0.005, 0.080))
         hist.kills += 1
         hist.runs += 1
-        done, requested = _parse(first + rest, hist)
+        done, requested = _parse(out, hist)
         assert not done
         _verify(root, hist, requested, f"seed {seed} iteration {it}")
         if it % 3 == 2:
@@ -192,7 +170,7 @@ def test_kill9_random_moments(tmp_path) -> None:
     assert len(hist.acked) > iterations * 3
 
 
-@pytest.mark.parametrize("point", CRASH_POINTS)
+@pytest.mark.parametrize("point", KILL9_POINTS)
 def test_kill_at_crash_point(tmp_path, point: str) -> None:
     """SIGKILL at the n-th pass of ``point`` for n = 1..3; every run must die there."""
     root = str(tmp_path / "data")
@@ -216,12 +194,6 @@ def test_kill_at_crash_point(tmp_path, point: str) -> None:
 
 def test_crash_points_exist_in_source() -> None:
     """The names tested above are the ones the library passes (a rename breaks this test)."""
-    src = os.path.join(os.path.dirname(streamlog.__file__))
-    text = ""
-    for dirpath, _dirs, files in os.walk(src):
-        for name in files:
-            if name.endswith(".py"):
-                with open(os.path.join(dirpath, name), encoding="utf-8") as f:
-                    text += f.read()
-    for point in CRASH_POINTS:
-        assert f'crashpoint("{point}")' in text, point
+    in_source = source_crash_points()
+    for point in KILL9_POINTS:
+        assert point in in_source, point

@@ -34,18 +34,14 @@ import pytest
 import streamlog
 from streamlog import TopicPartition
 from streamlog.coordination._offsets import OffsetStore
+from tests._procs import kill_after_first_ack
+from tests.reliability._points import OFFSETS_POINTS, source_crash_points
 
 pytestmark = [pytest.mark.crash, pytest.mark.multiprocess]
 
 CHILD = os.path.join(os.path.dirname(os.path.dirname(__file__)), "_offsets_child.py")
 GROUP = "g"
 TPS = [TopicPartition("k", p) for p in range(3)]
-CRASH_POINTS = [
-    "offsets.appended",
-    "offsets.before_rewrite_rename",
-    "meta.tmp_written",
-    "meta.renamed",
-]
 
 
 def _spawn(
@@ -105,17 +101,8 @@ def test_kill9_loop(tmp_path: Path) -> None:
     for it in range(iterations):
         start = current + 1
         proc = _spawn(root, start, 100_000, meta_size=rng.choice([0, 300, 1500]))
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
-        if not first.startswith(b"A "):
-            proc.kill()
-            _, err = proc.communicate()
-            raise AssertionError(f"child failed before its first ack: {first!r}\n{err.decode()}")
-        time.sleep(rng.uniform(0.0, 0.04))
-        os.kill(proc.pid, signal.SIGKILL)
-        rest, err = proc.communicate()
-        assert proc.returncode == -signal.SIGKILL, (proc.returncode, err.decode())
-        acks, done = _acked(first + rest)
+        out = kill_after_first_ack(proc, rng.uniform(0.0, 0.04))
+        acks, done = _acked(out)
         assert not done and acks and acks[0] == start
         acked_total += len(acks)
         # the child may have written one commit past its last acknowledgement
@@ -130,7 +117,7 @@ def test_kill9_loop(tmp_path: Path) -> None:
     assert len(inodes) > 1, "no rewrite happened: the loop did not exercise compaction"
 
 
-@pytest.mark.parametrize("point", CRASH_POINTS)
+@pytest.mark.parametrize("point", OFFSETS_POINTS)
 def test_kill_at_crash_point(tmp_path: Path, point: str) -> None:
     """SIGKILL at the n-th pass of ``point`` for n = 1..3; every run must die there."""
     root = str(tmp_path / "data")
@@ -158,12 +145,6 @@ def test_kill_at_crash_point(tmp_path: Path, point: str) -> None:
 
 def test_crash_points_exist_in_source() -> None:
     """The names tested above are the ones the library passes (a rename breaks this test)."""
-    src = os.path.dirname(streamlog.__file__)
-    text = ""
-    for dirpath, _dirs, files in os.walk(src):
-        for name in files:
-            if name.endswith(".py"):
-                with open(os.path.join(dirpath, name), encoding="utf-8") as f:
-                    text += f.read()
-    for point in CRASH_POINTS:
-        assert f'crashpoint("{point}")' in text, point
+    in_source = source_crash_points()
+    for point in OFFSETS_POINTS:
+        assert point in in_source, point

@@ -27,6 +27,7 @@ import pytest
 
 import streamlog
 from streamlog import TopicPartition
+from tests._procs import finish
 
 pytestmark = pytest.mark.multiprocess
 
@@ -43,17 +44,6 @@ def _spawn(*args: object) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def _finish(proc: subprocess.Popen[str], timeout: float, what: str) -> str:
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        raise AssertionError(f"{what} timed out\n{out}\n{err}") from None
-    assert proc.returncode == 0, f"{what} exited with {proc.returncode}\n{out}\n{err}"
-    return out
 
 
 def _wait_ready(proc: subprocess.Popen[str]) -> None:
@@ -123,15 +113,15 @@ def test_consumer_process_sees_every_record_of_a_producer_process_once_in_order(
     slow = _spawn("produce", root, TOPIC, "p", paced, "paced")
     _start_together([slow])
     acked_ns: dict[int, int] = {}
-    for line in _finish(slow, 60, "paced producer").splitlines():
+    for line in finish(slow, 60, "paced producer").splitlines():
         if line.startswith("ACK "):
             _tag, seq, ns = line.split()
             acked_ns[int(seq)] = int(ns)
     assert sorted(acked_ns) == list(range(paced))
     fast = _spawn("produce", root, TOPIC, "b", burst, "burst")
     _start_together([fast])
-    _finish(fast, 60, "burst producer")
-    out = _finish(consumer, 60, "consumer")
+    finish(fast, 60, "burst producer")
+    out = finish(consumer, 60, "consumer")
     assert out.split() == ["DONE", str(paced + burst)], out
 
     consumed = _read_consumed(out_path)
@@ -185,8 +175,8 @@ def test_four_producer_processes_one_partition_with_a_consumer_process(
     producers = [_spawn("produce", root, TOPIC, f"w{w}", per_writer, "trickle") for w in range(4)]
     _start_together(producers)
     for w, proc in enumerate(producers):
-        assert _finish(proc, 60, f"producer {w}").split() == ["DONE"]
-    assert _finish(consumer, 60, "consumer").split() == ["DONE", str(total)]
+        assert finish(proc, 60, f"producer {w}").split() == ["DONE"]
+    assert finish(consumer, 60, "consumer").split() == ["DONE", str(total)]
 
     consumed = _read_consumed(out_path)
     assert [o for _p, o, _v, _ns in consumed] == list(range(total))  # dense, once, in order

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import subprocess
@@ -25,6 +24,7 @@ import pytest
 
 import streamlog
 from streamlog.storage._codec import prepare_batch
+from tests._procs import finish, lock_held, stopped
 
 from ._mp_worker import parse_value
 
@@ -38,19 +38,6 @@ def _spawn(*args: object, stderr: object = subprocess.PIPE) -> subprocess.Popen[
     return subprocess.Popen(
         [sys.executable, WORKER, *map(str, args)], stdout=subprocess.PIPE, stderr=stderr
     )
-
-
-def _finish(proc: subprocess.Popen[bytes], timeout: float, what: str) -> str:
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        raise AssertionError(f"{what} timed out\n{out.decode()}\n{err.decode()}") from None
-    assert proc.returncode == 0, (
-        f"{what} exited with {proc.returncode}\n{out.decode()}\n{err.decode()}"
-    )
-    return out.decode()
 
 
 def _verify_log(root: str, writers: int, per_writer: int) -> None:
@@ -82,8 +69,8 @@ def _run_writers_and_reader(root: str, config: dict, writers: int, per_writer: i
     reader = _spawn("reader", root, TOPIC, total, 120)
     procs = [_spawn("writer", root, TOPIC, w, per_writer, 1000 + w) for w in range(writers)]
     for w, proc in enumerate(procs):
-        assert "DONE" in _finish(proc, 120, f"writer {w}")
-    out = _finish(reader, 120, "reader")
+        assert "DONE" in finish(proc, 120, f"writer {w}")
+    out = finish(reader, 120, "reader")
     assert out.startswith(f"READER {total} "), out
     _verify_log(root, writers, per_writer)
     return out
@@ -113,11 +100,11 @@ def test_reader_survives_rolls_retention_and_delete_records(tmp_path) -> None:
         )
     churn = _spawn("churn", root, TOPIC, 4.0)
     chasers = [_spawn("chaser", root, TOPIC, 4.0) for _ in range(2)]
-    churn_out = _finish(churn, 60, "churn")
+    churn_out = finish(churn, 60, "churn")
     results = []
     for i, c in enumerate(chasers):
         # exit code 0: no SIGBUS (-7), no exception
-        out = _finish(c, 60, f"chaser {i}")
+        out = finish(c, 60, f"chaser {i}")
         _, records, jumps, reopens = out.split()
         assert int(reopens) >= 5, out
         results.append((int(records), int(jumps)))
@@ -132,24 +119,6 @@ def test_reader_survives_rolls_retention_and_delete_records(tmp_path) -> None:
 
 
 # ------------------------------------------------------------------ stopped lock holder
-
-
-def _lock_held_by_other(lock_path: str) -> bool:
-    fd = os.open(lock_path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
-
-
-def _stopped(pid: int) -> bool:
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[0] == "T"
 
 
 def test_stopped_lock_holder_times_out_other_writers(tmp_path) -> None:
@@ -181,9 +150,9 @@ def test_stopped_lock_holder_times_out_other_writers(tmp_path) -> None:
             attempts += 1
             assert attempts < 500 and hog.poll() is None, "never caught the hog holding the lock"
             os.kill(hog.pid, signal.SIGSTOP)
-            while not _stopped(hog.pid):
+            while not stopped(hog.pid):
                 time.sleep(0.0005)
-            if _lock_held_by_other(lock_path):
+            if lock_held(lock_path):
                 break
             os.kill(hog.pid, signal.SIGCONT)
             time.sleep(0.001 * (attempts % 7))
@@ -201,14 +170,14 @@ def test_stopped_lock_holder_times_out_other_writers(tmp_path) -> None:
             with pytest.raises(streamlog.LockTimeoutError):
                 p.delete_records(0)
             # ... in another process too
-            other = _finish(_spawn("try", root, TOPIC, 200), 30, "try")
+            other = finish(_spawn("try", root, TOPIC, 200), 30, "try")
             kind, where, secs, path = other.split()
             assert kind == "TIMEOUT" and path == lock_path, other
             assert 0.2 <= float(secs) < 2.0, other
             # readers take no lock and see a consistent log meanwhile
             assert p.end_offset == end_before
             assert p.read(0, 1)[0].base_offset == 0
-            assert _lock_held_by_other(lock_path)
+            assert lock_held(lock_path)
         finally:
             os.kill(hog.pid, signal.SIGCONT)
         # everyone completes

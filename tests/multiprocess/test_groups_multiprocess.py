@@ -39,6 +39,7 @@ from streamlog import TopicPartition
 from streamlog.coordination._group import STABLE, GroupState
 from streamlog.coordination._groupstore import GroupStore
 from streamlog.coordination._offsets import OffsetStore
+from tests._group_helpers import double_owned
 
 pytestmark = pytest.mark.multiprocess
 
@@ -77,15 +78,7 @@ class Sampler(threading.Thread):
                 state._check()  # every invariant of the state machine, on every sample
             except AssertionError as e:
                 self.history.problems.append(f"sampled state breaks an invariant: {e}")
-            owners: dict[int, str] = {}
-            for m in state.members.values():
-                for tp in m.owned:
-                    if tp.partition in owners:
-                        self.history.problems.append(
-                            f"sampled: p{tp.partition} owned by {owners[tp.partition]} and "
-                            f"{m.member_id}"
-                        )
-                    owners[tp.partition] = m.member_id
+            self.history.problems.extend(f"sampled: {p}" for p in double_owned(state))
             committed = {tp: o.offset for tp, o in self.offsets.all().items()}
             for tp, o in committed.items():
                 if o < last.get(tp, 0):

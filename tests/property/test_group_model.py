@@ -50,7 +50,6 @@ from hypothesis.stateful import (
 from streamlog._structs import TopicPartition
 from streamlog.coordination._assignors import get_assignor
 from streamlog.coordination._group import (
-    COMPLETING,
     EMPTY,
     PREPARING,
     STABLE,
@@ -58,8 +57,8 @@ from streamlog.coordination._group import (
     InconsistentProtocolError,
     StaleMemberError,
 )
+from tests._group_helpers import MS, can_sync, sane
 
-MS = 1_000_000
 ASSIGNORS = ("range", "roundrobin", "sticky", "cooperative-sticky")
 COOPERATIVE = "cooperative-sticky"
 TOPICS = ("a", "b", "c")
@@ -232,11 +231,7 @@ class GroupModel(RuleBasedStateMachine):
             self.join(proc)
             return True
         g = self.g
-        if (
-            (me.synced < g.generation or proc.generation != g.generation)
-            and g.state in (COMPLETING, STABLE)
-            and me.joined != g.generation + 1
-        ):
+        if (me.synced < g.generation or proc.generation != g.generation) and can_sync(g, me):
             self.sync(proc)
             return True
         return False
@@ -576,17 +571,10 @@ class GroupModel(RuleBasedStateMachine):
 
     def check(self) -> None:
         g = self.g
-        g._check()
+        # group side: _check(), one owner, nothing owned and quarantined
+        sane(g)
         assert g.generation >= self.max_generation, "the generation went back"
         self.max_generation = g.generation
-
-        # group side: one owner, nothing owned and quarantined (also in _check)
-        owners: dict[TopicPartition, str] = {}
-        for m in g.members.values():
-            for tp in m.owned:
-                assert tp not in owners, f"{tp} owned by {owners[tp]} and {m.member_id}"
-                assert tp not in g.quarantine
-                owners[tp] = m.member_id
 
         # process side: one reader per partition at any time
         readers: dict[TopicPartition, str] = {}

@@ -12,6 +12,9 @@ file is recorded in ``resynced`` (it proves nothing).
 A failing ``close`` still closes the descriptor, as ``close(2)`` does on Linux.
 ``hold`` makes a failing call wait on an event before raising, to open the
 window between a failed ``fdatasync`` returning and the caller reacting.
+
+``wrap_facade``/``restore_facade`` swap the facade's ``METHODS`` for wrappers (used here,
+by the power-cut model ``_powercut.py`` and by ``test_io_seam.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from typing import Any
 from streamlog._fs import fs
 from streamlog.errors import StorageIOError
 
+# the facade methods that make a system call (``write_atomic`` is made of them): fault
+# injection here, the power-cut model (_powercut.py) and test_io_seam.py wrap these
 METHODS = (
     "open",
     "close",
@@ -43,6 +48,8 @@ METHODS = (
     "makedirs",
     "listdir",
     "read_file",
+    "rmtree",
+    "flock",
 )
 SYNCS = ("sync", "fsync", "msync", "sync_dir")
 ERRNOS = {
@@ -51,6 +58,28 @@ ERRNOS = {
     "EROFS": errno_mod.EROFS,
     "EACCES": errno_mod.EACCES,
 }
+
+
+Wrap = Callable[[str, Callable[..., Any]], Callable[..., Any]]
+
+
+def wrap_facade(wrap: Wrap) -> dict[str, Any]:
+    """Replace each of ``METHODS`` on ``fs`` by ``wrap(name, original)``; returns what
+    ``restore_facade`` puts back."""
+    saved: dict[str, Any] = {}
+    for name in METHODS:
+        saved[name] = fs.__dict__.get(name)
+        setattr(fs, name, wrap(name, getattr(fs, name)))
+    return saved
+
+
+def restore_facade(saved: dict[str, Any]) -> None:
+    """Undo ``wrap_facade``."""
+    for name, value in saved.items():
+        if value is None:
+            fs.__dict__.pop(name, None)
+        else:
+            setattr(fs, name, value)
 
 
 class FaultInjector:
@@ -88,18 +117,11 @@ class FaultInjector:
         self.uninstall()
 
     def install(self) -> None:
-        for name in METHODS:
-            self._saved[name] = fs.__dict__.get(name)
-            setattr(fs, name, self._wrap(name, getattr(fs, name)))
+        self._saved = wrap_facade(self._wrap)
 
     def uninstall(self) -> None:
-        for name in METHODS:
-            saved = self._saved.get(name)
-            if saved is None:
-                fs.__dict__.pop(name, None)
-            else:
-                setattr(fs, name, saved)
-        self._saved.clear()
+        restore_facade(self._saved)
+        self._saved = {}
 
     def _wrap(self, name: str, orig: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:

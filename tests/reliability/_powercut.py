@@ -51,32 +51,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from streamlog._fs import fs
 from streamlog.errors import StorageIOError
+
+from ._faults import restore_facade, wrap_facade  # (the facade methods: METHODS)
 
 PAGE = 4096
 SECTOR = 512
-
-# facade methods the model wraps (write_atomic is made of these)
-_METHODS = (
-    "open",
-    "close",
-    "size",
-    "fallocate",
-    "pwrite",
-    "pread",
-    "truncate",
-    "sync",
-    "fsync",
-    "msync",
-    "map",
-    "replace",
-    "unlink",
-    "sync_dir",
-    "makedirs",
-    "listdir",
-    "read_file",
-)
 
 
 class PowerCut(StorageIOError):
@@ -177,19 +157,11 @@ class PowerModel:
 
     # ------------------------------------------------------------------ install
     def install(self) -> None:
-        for name in _METHODS:
-            orig = getattr(fs, name)
-            self._saved[name] = fs.__dict__.get(name)
-            setattr(fs, name, self._wrap(name, orig))
+        self._saved = wrap_facade(self._wrap)
 
     def uninstall(self) -> None:
-        for name in _METHODS:
-            saved = self._saved.get(name)
-            if saved is None:
-                fs.__dict__.pop(name, None)
-            else:
-                setattr(fs, name, saved)
-        self._saved.clear()
+        restore_facade(self._saved)
+        self._saved = {}
 
     def revive(self) -> None:
         """After the cut: let calls through untracked, so the dead handles can be closed."""

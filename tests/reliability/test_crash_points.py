@@ -28,7 +28,6 @@ point x every n, and the random-moment kill loop of
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -45,59 +44,19 @@ from streamlog.storage import prepare_batch
 from streamlog.storage._state import PartitionState
 
 from ._figures import record
+from ._points import (
+    COVERED,
+    MID_RECOVERY_POINTS,
+    operation_points,
+    recovery_points,
+    source_crash_points,
+)
 from ._verify import read_partition
 
 CHILD = os.path.join(os.path.dirname(__file__), "_workload_child.py")
-SRC = os.path.dirname(streamlog.__file__)
 TOPIC = "t"
 GROUP = "g"
 CONFIG = {"segment.bytes": 4096, "index.interval.bytes": 256}
-
-RECOVERY_POINTS = [
-    "recover.removed_stale",
-    "recover.indexed",
-    "recover.truncated",
-    "recover.resealed",
-    "recover.synced",
-    "recover.done",
-]
-# passed by the consumer-group code: left to its own chaos suite
-GROUP_POINTS = {"group.state_written"}
-# the points tests/crash/test_kill9.py and test_offsets_crash.py already run at n = 1..3
-COVERED = {
-    "append.before_publish",
-    "append.after_publish",
-    "append.indexed",
-    "roll.sealed",
-    "roll.before_create",
-    "roll.created",
-    "retention.start_moved",
-    "retention.deleted_one",
-    "sync.before",
-    "sync.after",
-    "meta.tmp_written",
-    "meta.renamed",
-    "offsets.appended",
-    "offsets.before_rewrite_rename",
-    "recover.indexed",
-    "recover.truncated",
-    "recover.synced",
-}
-
-
-def source_crash_points() -> list[str]:
-    """Every ``crashpoint("...")`` name in the package's source."""
-    names: set[str] = set()
-    for dirpath, _dirs, files in os.walk(SRC):
-        for name in files:
-            if name.endswith(".py"):
-                with open(os.path.join(dirpath, name), encoding="utf-8") as f:
-                    names.update(re.findall(r'crashpoint\("([a-z_.]+)"\)', f.read()))
-    return sorted(names)
-
-
-def operation_points() -> list[str]:
-    return [p for p in source_crash_points() if p not in RECOVERY_POINTS and p not in GROUP_POINTS]
 
 
 @dataclass
@@ -299,7 +258,7 @@ def recovery_point_loop(tmp: str, points: list[str], max_n: int) -> dict[str, in
 def test_every_crash_point_is_known() -> None:
     """Every point in the source is run here (or by the group suite), and documented."""
     points = source_crash_points()
-    assert set(RECOVERY_POINTS) <= set(points)
+    assert set(MID_RECOVERY_POINTS) <= set(recovery_points()) <= set(points)
     assert len(points) >= 30, points
     # next to the tests, not the package: CI installs the package into site-packages
     with open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "reliability.md")) as f:
@@ -312,7 +271,7 @@ def test_new_crash_points_once(tmp_path: os.PathLike[str]) -> None:
     """Fast tier: the points tests/crash does not run, at n = 1."""
     t0 = time.monotonic()
     ops = [p for p in operation_points() if p not in COVERED]
-    recs = [p for p in RECOVERY_POINTS if p not in COVERED]
+    recs = [p for p in recovery_points() if p not in COVERED]
     a = crash_point_loop(os.fspath(tmp_path), ops, max_n=1)
     b = recovery_point_loop(os.fspath(tmp_path), recs, max_n=1)
     figs = {k: a.get(k, 0) + b.get(k, 0) for k in a}
@@ -326,7 +285,7 @@ def test_new_crash_points_once(tmp_path: os.PathLike[str]) -> None:
 @pytest.mark.timeout(0)
 def test_every_crash_point_every_n(tmp_path: os.PathLike[str]) -> None:
     a = crash_point_loop(os.fspath(tmp_path), operation_points(), max_n=200)
-    b = recovery_point_loop(os.fspath(tmp_path), RECOVERY_POINTS, max_n=200)
+    b = recovery_point_loop(os.fspath(tmp_path), recovery_points(), max_n=200)
     figs = {k: a.get(k, 0) + b.get(k, 0) for k in a}
     print(f"\ncrash points x every n: {figs}")
     record("T2 crash points", **figs)

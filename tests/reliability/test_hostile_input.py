@@ -21,11 +21,9 @@ close) and the client unit tests (``send`` and ``seek`` arguments). Here:
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
-import subprocess
 import sys
 import time
 import tracemalloc
@@ -43,11 +41,10 @@ from streamlog.coordination._offsets import OffsetStore
 from streamlog.errors import CorruptRecordError, StreamlogError
 from streamlog.storage._codec import HEADER, MAX_PAYLOAD, PreparedBatch, RecordBatch
 from tests._dirsnap import assert_unchanged, snapshot
+from tests._procs import ROOT, call_in_child, last_json
 
 from . import _fuzz
 from ._figures import record
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # ---------------------------------------------------------------- fuzzed arguments
 
@@ -284,22 +281,17 @@ def _run_dir_fuzz(scratch: str, n: int, seed: int) -> dict[str, Any]:
     golden = os.path.join(scratch, "golden-dir")
     if not os.path.exists(golden):
         _fuzz.make_golden(golden)
-    code = (
-        "import json, sys\n"
-        f"sys.path.insert(0, {ROOT!r})\n"
-        "import faulthandler; faulthandler.enable()\n"
-        "from tests.reliability.test_hostile_input import _dir_fuzz_child\n"
-        f"work = {os.path.join(scratch, 'w')!r}\n"
-        f"print(json.dumps(_dir_fuzz_child({golden!r}, work, {n}, {seed})))\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=3600, cwd=ROOT
+    proc = call_in_child(
+        "tests.reliability.test_hostile_input",
+        "_dir_fuzz_child",
+        {"golden_root": golden, "work": os.path.join(scratch, "w"), "n": n, "seed": seed},
+        timeout=3600,
     )
     crashed = proc.returncode in (-signal.SIGSEGV, -signal.SIGBUS, -signal.SIGABRT)
     assert proc.returncode == 0 or crashed, proc.stderr[-3000:]
     if crashed:
         return {"outcomes": {}, "findings": [proc.stderr[-2000:]], "outside": [], "crashes": 1}
-    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    out: dict[str, Any] = last_json(proc.stdout)
     out["crashes"] = 0
     return out
 

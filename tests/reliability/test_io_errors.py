@@ -28,13 +28,11 @@ tmpfs (root only).
 from __future__ import annotations
 
 import errno
-import json
 import os
 import random
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -49,12 +47,12 @@ from streamlog import OffsetAndMetadata, TopicPartition
 from streamlog.coordination._offsets import OffsetStore
 from streamlog.errors import MetadataCorruptError, StorageIOError, StreamlogError
 from streamlog.storage import prepare_batch
+from tests._procs import call_in_child, last_json
 
 from ._faults import ERRNOS, FaultInjector
 from ._figures import record
 from ._verify import Acks, check_continues, read_partition
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOPIC = "t"
 GROUP = "g"
 T = TypeVar("T")
@@ -296,19 +294,10 @@ def run_fault_loop(
 
 def _in_child(args: dict[str, object], timeout: float) -> tuple[int, dict[str, int], str]:
     """Run ``run_fault_loop(**args)`` in a child process; returns (rc, figures, stderr)."""
-    code = (
-        "import json, sys\n"
-        f"sys.path.insert(0, {ROOT!r})\n"
-        "import faulthandler; faulthandler.enable()\n"
-        "from tests.reliability.test_io_errors import run_fault_loop\n"
-        f"print(json.dumps(run_fault_loop(**json.loads({json.dumps(json.dumps(args))}))))\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, cwd=ROOT
-    )
+    proc = call_in_child("tests.reliability.test_io_errors", "run_fault_loop", args, timeout)
     figs: dict[str, int] = {}
     if proc.returncode == 0:
-        figs = json.loads(proc.stdout.strip().splitlines()[-1])
+        figs = last_json(proc.stdout)
     return proc.returncode, figs, proc.stderr
 
 
@@ -420,19 +409,12 @@ def test_real_full_filesystem(tmp_path: os.PathLike[str]) -> None:
     if not _mount_tmpfs(mnt, "1m"):
         pytest.skip("needs root and mount -t tmpfs")
     try:
-        code = (
-            "import json, sys\n"
-            f"sys.path.insert(0, {ROOT!r})\n"
-            "import faulthandler; faulthandler.enable()\n"
-            "from tests.reliability.test_io_errors import _disk_full_child\n"
-            f"print(json.dumps(_disk_full_child({mnt!r})))\n"
-        )
-        proc = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT
+        proc = call_in_child(
+            "tests.reliability.test_io_errors", "_disk_full_child", {"mnt": mnt}, timeout=120
         )
         assert proc.returncode != -signal.SIGBUS, "SIGBUS on a full disk"
         assert proc.returncode == 0, proc.stderr[-4000:]
-        figs = json.loads(proc.stdout.strip().splitlines()[-1])
+        figs = last_json(proc.stdout)
         print(f"\nreal full tmpfs: {figs}, SIGBUS 0")
         record("T11 real full disk", runs=1, **figs, sigbus=0)
     finally:

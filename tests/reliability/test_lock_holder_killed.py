@@ -20,7 +20,6 @@ lock held). Checked:
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import subprocess
@@ -30,6 +29,7 @@ import time
 
 import streamlog
 from streamlog.storage import prepare_batch
+from tests._procs import lock_held, stopped
 from tests.multiprocess._mp_worker import parse_value
 
 from ._figures import record
@@ -45,24 +45,6 @@ def _spawn(*args: object, env: dict[str, str] | None = None) -> subprocess.Popen
         stderr=subprocess.PIPE,
         env=env,
     )
-
-
-def _held(lock_path: str) -> bool:
-    fd = os.open(lock_path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
-
-
-def _stopped(pid: int) -> bool:
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[0] == "T"
 
 
 class _Lines:
@@ -103,9 +85,9 @@ def _kill_holder_while_locked(root: str, lock_path: str, wid: int) -> list[tuple
     for attempt in range(1000):
         assert holder.poll() is None, "holder died by itself"
         os.kill(holder.pid, signal.SIGSTOP)
-        while not _stopped(holder.pid):
+        while not stopped(holder.pid):
             time.sleep(0.0002)
-        if _held(lock_path):
+        if lock_held(lock_path):
             break
         os.kill(holder.pid, signal.SIGCONT)
         time.sleep(0.0005 * (attempt % 5))

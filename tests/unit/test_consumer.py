@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -34,12 +34,6 @@ from streamlog.storage._codec import COMPRESSION_ZSTD, prepare_batch
 T0 = TopicPartition("t", 0)
 T1 = TopicPartition("t", 1)
 T2 = TopicPartition("t", 2)
-
-
-@pytest.fixture
-def log(data_dir: str) -> Iterator[streamlog.Log]:
-    with streamlog.open(data_dir) as handle:
-        yield handle
 
 
 def _append(

@@ -13,7 +13,7 @@ bugs of ``_group.py`` that these tests found; all six are fixed.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -30,67 +30,20 @@ from streamlog.coordination._group import (
     Member,
     StaleMemberError,
 )
-
-S = 1_000_000_000  # ns per second
-SESSION_MS = 10_000
-REBALANCE_MS = 30_000
-COUNTS = {"t": 6}
-
+from tests._group_helpers import (
+    COUNTS,
+    REBALANCE_MS,
+    SESSION_MS,
+    S,
+    complete,
+    join,
+    sane,
+    sync_all,
+    tps,
+)
 
 # ------------------------------------------------------------------ helpers
-
-
-def p(*partitions: int, topic: str = "t") -> tuple[TopicPartition, ...]:
-    return tuple(TopicPartition(topic, n) for n in partitions)
-
-
-def join(
-    g: GroupState,
-    member_id: str,
-    now: int = 0,
-    *,
-    instance: str | None = None,
-    topics: Sequence[str] = ("t",),
-    protocols: Sequence[str] = ("range",),
-    owned: Iterable[TopicPartition] = (),
-    session_ms: int = SESSION_MS,
-    rebalance_ms: int = REBALANCE_MS,
-) -> Member:
-    return g.join(
-        member_id=member_id,
-        client_id=f"client-{member_id}",
-        instance_id=instance,
-        topics=topics,
-        protocols=protocols,
-        owned=owned,
-        session_timeout_ms=session_ms,
-        rebalance_timeout_ms=rebalance_ms,
-        now=now,
-    )
-
-
-def complete(g: GroupState, now: int = 0, counts: Mapping[str, int] = COUNTS) -> bool:
-    done = g.maybe_complete(counts, get_assignor, now)
-    sane(g)
-    return done
-
-
-def sync_all(g: GroupState) -> None:
-    for member_id in list(g.members):
-        if g.members[member_id].alive:
-            g.sync(member_id, g.generation)
-            sane(g)
-
-
-def sane(g: GroupState) -> None:
-    """``_check()`` and, on its own, the safety property: one reader per partition."""
-    g._check()
-    seen: dict[TopicPartition, str] = {}
-    for m in g.members.values():
-        for tp in m.owned:
-            assert tp not in seen, f"{tp} owned by {seen[tp]} and {m.member_id}"
-            assert tp not in g.quarantine, f"{tp} owned by {m.member_id} and quarantined"
-            seen[tp] = m.member_id
+# (join, complete, sync_all, sane, tps: tests/_group_helpers.py)
 
 
 def owned(g: GroupState) -> dict[str, list[int]]:
@@ -162,7 +115,7 @@ def test_first_join_prepares_completes_and_syncs_to_stable() -> None:
     g.sync("a", 1)
     sane(g)
     assert g.state == STABLE and g.generation == 1
-    assert g.members["a"].owned == p(0, 1, 2, 3, 4, 5) and g.members["a"].synced == 1
+    assert g.members["a"].owned == tps(0, 1, 2, 3, 4, 5) and g.members["a"].synced == 1
     assert not g.maybe_complete(COUNTS, get_assignor, 6 * S)  # nothing pending
 
 
@@ -228,7 +181,7 @@ def test_eager_members_rejoin_with_nothing_and_partitions_move_in_one_round() ->
     assert complete(g, 1 * S)
     # one round: everything is handed out at once, balanced
     mine, theirs = set(g.members["C0"].assignment), set(g.members["C1"].assignment)
-    assert len(mine) == len(theirs) == 3 and mine | theirs == set(p(0, 1, 2, 3, 4, 5))
+    assert len(mine) == len(theirs) == 3 and mine | theirs == set(tps(0, 1, 2, 3, 4, 5))
     sync_all(g)
     assert g.state == STABLE and g.generation == 2
     assert not g.needs_join("C0") and not g.needs_join("C1")
@@ -252,7 +205,7 @@ def test_cooperative_sticky_reference_example_two_rounds() -> None:
     join(g, "C1", 1 * S, protocols=coop)
     assert g.needs_join("C0")
     # cooperative: C0 rejoins still owning everything
-    join(g, "C0", 1 * S, protocols=coop, owned=p(0, 1, 2, 3, 4, 5))
+    join(g, "C0", 1 * S, protocols=coop, owned=tps(0, 1, 2, 3, 4, 5))
     sane(g)
     assert complete(g, 1 * S)
     # reference round 1: C0=[0,1,2], C1=[] (3-5 withheld: C0 still owns them)
@@ -266,7 +219,7 @@ def test_cooperative_sticky_reference_example_two_rounds() -> None:
     sane(g)
     assert g.state == STABLE
     # C0 gave something up: it rejoins at once
-    join(g, "C0", 2 * S, protocols=coop, owned=p(0, 1, 2))
+    join(g, "C0", 2 * S, protocols=coop, owned=tps(0, 1, 2))
     assert g.state == PREPARING and g.needs_join("C1")
     join(g, "C1", 2 * S, protocols=coop, owned=())
     assert complete(g, 2 * S)
@@ -291,7 +244,7 @@ def test_cooperative_sticky_reference_example_three_to_four_members() -> None:
     assert assigned(g) == {"C0": [0, 3], "C1": [1, 4], "C2": [2], "C3": []}
     sync_all(g)
     assert g.state == STABLE and owned(g)["C2"] == [2]
-    join(g, "C2", 2 * S, protocols=coop, owned=p(2))  # C2 revoked 5: second round
+    join(g, "C2", 2 * S, protocols=coop, owned=tps(2))  # C2 revoked 5: second round
     for member_id in ("C0", "C1", "C3"):
         join(g, member_id, 2 * S, protocols=coop, owned=g.members[member_id].owned)
     assert complete(g, 2 * S)
@@ -306,7 +259,7 @@ def test_cooperative_unsubscribed_topic_is_revoked_before_the_join() -> None:
     counts = {"t": 2, "u": 2}
     g = stable(["a"], protocols=coop, topics=("t", "u"), counts=counts)
     # a drops u: it stops reading u first, then joins with what it still reads
-    join(g, "a", 1 * S, protocols=coop, topics=("t",), owned=p(0, 1))
+    join(g, "a", 1 * S, protocols=coop, topics=("t",), owned=tps(0, 1))
     assert owned(g) == {"a": [0, 1]}  # owned only shrinks on a join
     assert complete(g, 1 * S, counts=counts)
     assert g.partition_counts == {"t": 2}
@@ -315,7 +268,7 @@ def test_cooperative_unsubscribed_topic_is_revoked_before_the_join() -> None:
 
 def test_join_cannot_grow_owned() -> None:
     g = stable(["a", "b"])
-    join(g, "a", 1 * S, owned=p(0, 1, 2, 3, 4, 5))  # claims b's partitions too
+    join(g, "a", 1 * S, owned=tps(0, 1, 2, 3, 4, 5))  # claims b's partitions too
     sane(g)
     assert owned(g) == {"a": [0, 1, 2], "b": [3, 4, 5]}
 
@@ -383,7 +336,7 @@ def test_member_gone_static_keeps_its_place_without_a_rebalance() -> None:
     g.member_gone("a", 1 * S)
     sane(g)
     a = g.members["a"]
-    assert not a.alive and a.owned == () and a.assignment == p(0, 1, 2)
+    assert not a.alive and a.owned == () and a.assignment == tps(0, 1, 2)
     assert g.state == STABLE and g.generation == 1
     g.member_gone("a", 2 * S)  # again: no change
     g.member_gone("nobody", 2 * S)
@@ -401,12 +354,12 @@ def test_static_restart_within_the_session_keeps_the_assignment_without_a_rebala
     sane(g)
     assert g.state == STABLE and g.generation == 1
     assert "s" not in g.members and m.member_id == "s2"
-    assert m.assignment == p(0, 1, 2) and m.owned == p(0, 1, 2) and m.synced == 1
+    assert m.assignment == tps(0, 1, 2) and m.owned == tps(0, 1, 2) and m.synced == 1
     assert g.leader == "s2"  # it takes the old one's place, leadership included
     assert not g.needs_join("b") and not g.needs_join("s2")
     g.sync("s2", 1)  # the new process adopts it as usual
     sane(g)
-    g.validate_commit("s2", 1, p(0, 1, 2))
+    g.validate_commit("s2", 1, tps(0, 1, 2))
 
 
 def test_a_static_member_that_dies_after_joining_is_granted_nothing_to_read() -> None:
@@ -417,13 +370,13 @@ def test_a_static_member_that_dies_after_joining_is_granted_nothing_to_read() ->
     g.observe({"s": 0, "b": 0}, ["s"], 1)  # s's process dies while the round is pending
     assert complete(g, 1)
     s = g.members["s"]
-    assert s.owned == () and s.assignment == p(0, 1, 2)  # its share waits for a restart
+    assert s.owned == () and s.assignment == tps(0, 1, 2)  # its share waits for a restart
     g.sync("b", 1)
     assert g.state == STABLE
     # the restart takes the share back without a rebalance
     m = join(g, "s2", 2, instance="inst")
     sane(g)
-    assert g.state == STABLE and g.generation == 1 and m.owned == p(0, 1, 2)
+    assert g.state == STABLE and g.generation == 1 and m.owned == tps(0, 1, 2)
 
 
 def test_static_restart_with_a_changed_subscription_rebalances() -> None:
@@ -451,7 +404,7 @@ def test_duplicate_static_instance_fences_and_quarantines_the_old_one() -> None:
     join(g, "s2", 4 * S, instance="inst")
     sane(g)
     assert "s" not in g.members and g.state == PREPARING
-    assert g.quarantine == dict.fromkeys(p(0, 1, 2), lease)
+    assert g.quarantine == dict.fromkeys(tps(0, 1, 2), lease)
     assert g.members["s2"].owned == ()
     join(g, "b", 4 * S)
     assert not complete(g, 4 * S)  # the old process may still read 0-2
@@ -520,7 +473,7 @@ def test_rebalance_deadline_removes_late_members_and_quarantines_live_ones() -> 
     assert set(g.members) == {"a"}
     b_lease = deadline - 1 * S + SESSION_MS * 1_000_000
     # b may still read its partitions until its lease ends; c's lease is over
-    assert g.quarantine == dict.fromkeys(p(2, 3), b_lease)
+    assert g.quarantine == dict.fromkeys(tps(2, 3), b_lease)
     assert not complete(g, deadline)
     heartbeat(g, b_lease, {"a": b_lease})
     assert complete(g, b_lease)
@@ -669,19 +622,19 @@ def test_choose_protocol_refuses_members_sharing_nothing() -> None:
 
 def test_validate_commit() -> None:
     g = stable(["a", "b"])
-    g.validate_commit("a", 1, p(0, 1, 2))
+    g.validate_commit("a", 1, tps(0, 1, 2))
     g.validate_commit("a", 1, [])  # nothing to check
     with pytest.raises(StaleMemberError):
-        g.validate_commit("a", 1, p(3))  # b's
+        g.validate_commit("a", 1, tps(3))  # b's
     with pytest.raises(StaleMemberError):
-        g.validate_commit("a", 0, p(0))  # an old generation
+        g.validate_commit("a", 0, tps(0))  # an old generation
     with pytest.raises(StaleMemberError):
-        g.validate_commit("nobody", 1, p(0))
+        g.validate_commit("nobody", 1, tps(0))
     g.leave("b", 1 * S)
     with pytest.raises(StaleMemberError):
-        g.validate_commit("b", 1, p(3))
+        g.validate_commit("b", 1, tps(3))
     # while a rebalance is pending the current owner may still commit
-    g.validate_commit("a", 1, p(0, 1, 2))
+    g.validate_commit("a", 1, tps(0, 1, 2))
 
 
 def test_sync_of_an_old_generation_or_an_unknown_member_is_stale() -> None:
@@ -711,12 +664,12 @@ def test_sync_after_joining_the_next_round_does_not_regrow_owned() -> None:
     coop = ("cooperative-sticky",)
     g = stable(["a"], protocols=coop)
     join(g, "b", 1 * S, protocols=coop)
-    join(g, "a", 1 * S, protocols=coop, owned=p(0, 1, 2, 3, 4, 5))
+    join(g, "a", 1 * S, protocols=coop, owned=tps(0, 1, 2, 3, 4, 5))
     assert complete(g, 1 * S)  # generation 2: a=[0,1,2], b=[]
     # before anybody syncs, another member arrives: a new round
     join(g, "c", 2 * S, protocols=coop)
     assert g.needs_join("a")
-    join(g, "a", 2 * S, protocols=coop, owned=p(0, 1, 2))  # it gave up 3-5 meanwhile
+    join(g, "a", 2 * S, protocols=coop, owned=tps(0, 1, 2))  # it gave up 3-5 meanwhile
     assert owned(g)["a"] == [0, 1, 2]
     g.sync("a", 2)  # a late sync of generation 2: nothing to adopt
     sane(g)
@@ -960,11 +913,14 @@ def test_quarantine_holds_each_partition_until_its_own_lease() -> None:
     g.observe({"a": deadline, "b": 25 * S, "c": 29 * S}, [], deadline)
     sane(g)
     b_lease, c_lease = 35 * S, 39 * S
-    assert g.quarantine == {**dict.fromkeys(p(2, 3), b_lease), **dict.fromkeys(p(4, 5), c_lease)}
+    assert g.quarantine == {
+        **dict.fromkeys(tps(2, 3), b_lease),
+        **dict.fromkeys(tps(4, 5), c_lease),
+    }
     # the shell observes at the start of its transaction and completes a little later:
     # b's quarantine ended in between, c's has not
     done = g.maybe_complete(COUNTS, get_assignor, b_lease + 1)
-    for tp in p(4, 5):  # c's process may read these until 39 s
+    for tp in tps(4, 5):  # c's process may read these until 39 s
         assert g.owner_of(tp) is None, f"{tp} granted while quarantined until {c_lease}"
     assert not done
 
@@ -973,7 +929,7 @@ def test_a_removed_member_rejoining_with_owned_partitions_is_told_it_is_stale() 
     coop = ("cooperative-sticky",)
     g = stable(["a", "b"], protocols=coop)  # a=[0,2,4] b=[1,3,5]
     mine = g.members["a"].owned
-    assert mine == p(0, 2, 4)
+    assert mine == tps(0, 2, 4)
     join(g, "c", 1 * S, protocols=coop)
     join(g, "b", 1 * S, protocols=coop, owned=g.members["b"].owned)
     deadline = g.rebalance_deadline
@@ -1001,4 +957,4 @@ def test_a_static_restart_after_the_old_lease_ended_strands_no_partition() -> No
     assert g.state == STABLE
     # eager members do not rejoin after a sync: the group must be complete now
     everything = {tp for m in g.members.values() for tp in m.assignment}
-    assert everything == set(p(0, 1, 2, 3, 4, 5))
+    assert everything == set(tps(0, 1, 2, 3, 4, 5))

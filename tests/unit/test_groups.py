@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -31,10 +31,10 @@ FAST = {"session_timeout_ms": 1000, "heartbeat_interval_ms": 50, "auto_offset_re
 
 
 @pytest.fixture
-def log(data_dir: str) -> Iterator[streamlog.Log]:
-    with streamlog.open(data_dir) as handle:
-        handle.create_topic("t", 6)
-        yield handle
+def log(log: streamlog.Log) -> streamlog.Log:
+    """The shared ``log`` (conftest) with topic ``t`` of 6 partitions."""
+    log.create_topic("t", 6)
+    return log
 
 
 def produce(log: streamlog.Log, n: int, topic: str = "t") -> None:

@@ -78,9 +78,9 @@ def test_a_consumer_opened_on_a_path_owns_its_manager(data_dir: str) -> None:
 
 
 def test_clients_refuse_a_handle_of_the_wrong_type() -> None:
-    with pytest.raises(TypeError, match="streamlog.Log or a path"):
+    with pytest.raises(TypeError, match=r"streamlog\.Log or a path"):
         streamlog.Producer(42)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="streamlog.Log or a path"):
+    with pytest.raises(TypeError, match=r"streamlog\.Log or a path"):
         streamlog.Consumer(object())  # type: ignore[arg-type]
 
 

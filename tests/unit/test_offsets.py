@@ -35,6 +35,7 @@ from streamlog.errors import (
 )
 from streamlog.storage._datadir import DataDir
 from tests._dirsnap import assert_unchanged, snapshot
+from tests._helpers import flip
 
 CHILD = os.path.join(os.path.dirname(os.path.dirname(__file__)), "_offsets_child.py")
 OAM = OffsetAndMetadata
@@ -195,7 +196,7 @@ def test_delete_works_on_a_corrupt_file(root: str, store: OffsetStore) -> None:
     for i in range(3):
         store.commit(offsets(i))
     pos, _ = frames(store.path)[0]
-    _flip(store.path, pos + 20)
+    flip(store.path, pos + 20, 0x01)
     with OffsetStore(root, "g") as fresh:
         with pytest.raises(MetadataCorruptError):
             fresh.all()
@@ -469,14 +470,6 @@ def test_failed_sync_forces_a_rewrite(
 # ---------------------------------------------------------------- damage
 
 
-def _flip(path: str, pos: int, bit: int = 0) -> None:
-    with open(path, "r+b") as f:
-        f.seek(pos)
-        b = f.read(1)[0]
-        f.seek(pos)
-        f.write(bytes([b ^ (1 << bit)]))
-
-
 def _history(root: str, n: int = 4) -> list[dict[TP, OAM]]:
     """n commits; returns the state after each."""
     states = []
@@ -568,7 +561,7 @@ def test_corrupt_last_record_is_ignored(root: str) -> None:
     full = Path(path).read_bytes()
     for at in range(pos, pos + size):
         Path(path).write_bytes(full)
-        _flip(path, at, bit=at % 8)
+        flip(path, at, 1 << (at % 8))
         with OffsetStore(root, "g") as s:
             assert s.all() == states[-2], at
 
@@ -581,7 +574,7 @@ def test_bit_flip_in_an_earlier_record_raises(root: str) -> None:
     for pos, size in recs[:-1]:
         for at in range(pos, pos + size):
             Path(path).write_bytes(full)
-            _flip(path, at, bit=(at * 3) % 8)
+            flip(path, at, 1 << ((at * 3) % 8))
             with OffsetStore(root, "g") as s:
                 with pytest.raises(MetadataCorruptError) as info:
                     s.all()
@@ -594,7 +587,7 @@ def test_bit_flip_in_an_earlier_record_raises(root: str) -> None:
     with OffsetStore(root, "g") as s:
         assert s.all()
         Path(path).write_bytes(full)
-        _flip(path, recs[1][0] + 13)
+        flip(path, recs[1][0] + 13, 0x01)
         with pytest.raises(MetadataCorruptError):
             s.all()
 
