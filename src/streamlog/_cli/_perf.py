@@ -32,7 +32,11 @@ def add_parser(verbs: Any, common: argparse.ArgumentParser) -> None:
     )
     which = p.add_subparsers(dest="perf", metavar="{produce,consume}")
     which.required = True
+    _add_produce(which, common)
+    _add_consume(which, common)
 
+
+def _add_produce(which: Any, common: argparse.ArgumentParser) -> None:
     prod = which.add_parser(
         "produce",
         parents=[common],
@@ -84,6 +88,8 @@ def add_parser(verbs: Any, common: argparse.ArgumentParser) -> None:
     )
     prod.set_defaults(run=run_produce)
 
+
+def _add_consume(which: Any, common: argparse.ArgumentParser) -> None:
     cons = which.add_parser(
         "consume",
         parents=[common],

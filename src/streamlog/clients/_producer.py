@@ -198,6 +198,8 @@ class Producer:
         ``max_block_ms``), and I/O errors reading the topic's metadata
         (``StorageIOError``, ``MetadataCorruptError``).
         """
+        # One function on purpose: it runs once per record, and splitting it into
+        # helpers costs a call each (measured ~0.1-0.2 us of a ~1.5 us send).
         # The common case (bytes in, no serializer, no headers, no explicit
         # partition or timestamp) runs straight through; every rarer case
         # takes a branch. This is the per-record budget of the producer.
