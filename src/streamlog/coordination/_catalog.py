@@ -22,6 +22,7 @@ Process-safe and thread-safe.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 import time
@@ -69,6 +70,7 @@ class TopicCatalog:
         self._lock: AppendLock | None = None  # opened at the first change
         self._cache: dict[str, tuple[tuple[int, int, int], TopicMeta | None]] = {}
         self._cache_lock = threading.Lock()
+        self._paths: dict[str, str] = {}  # valid names looked up so far -> their file
 
     def close(self) -> None:
         """Release the lock file's descriptor (the catalog itself needs no closing)."""
@@ -85,12 +87,18 @@ class TopicCatalog:
     # ------------------------------------------------------------------ reading
     def get(self, name: str) -> TopicMeta | None:
         """The topic's metadata, or None if it does not exist (or is being deleted)."""
-        check_topic_name(name)
-        path = self._path(name)
+        path = self._paths.get(name)
+        if path is None:  # first look at this name: check it once, remember its path
+            check_topic_name(name)
+            if len(self._paths) >= 10_000:
+                self._paths.clear()  # bounded, whatever names a caller tries
+            path = self._paths[name] = self._path(name)
         try:
             st = os.stat(path)
         except FileNotFoundError:
             return None
+        except OSError as e:  # a planted link loop, no permission: a failing metadata read
+            raise StorageIOError(e.errno or errno.EIO, e.strerror or str(e), path) from e
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
         with self._cache_lock:
             cached = self._cache.get(name)

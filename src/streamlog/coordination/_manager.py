@@ -26,7 +26,7 @@ from typing import Any
 
 from .. import _layout
 from .._fs import fs
-from .._names import check_partition, check_topic_name
+from .._names import check_partition
 from .._structs import PartitionDescription, TopicDescription, TopicPartition
 from ..errors import ClosedError, ConfigError, StorageIOError, UnknownPartitionError
 from ..storage._datadir import DataDir, refuse_links_in
@@ -220,10 +220,10 @@ class LogManager:
         """The cached log of one partition, checked against the catalog on every call:
         a topic deleted (or deleted and created again) by another process is never
         served from the cache."""
-        self.check_open()
-        check_topic_name(topic)
+        if self._closed:
+            raise ClosedError("the data directory handle is closed")
         check_partition(partition)
-        return self.partition_for(self.catalog.require(topic), partition)
+        return self.partition_for(self.catalog.require(topic), partition)  # checks the name
 
     def partition_for(self, meta: TopicMeta, partition: int) -> PartitionLog:
         if partition >= meta.partitions:
