@@ -261,6 +261,20 @@ class FileSystem:
 
 fs = FileSystem()
 
+
+def unmap(mm: mmap.mmap | None) -> None:
+    """Unmap ``mm`` now, which also closes the duplicate descriptor Python's mmap keeps,
+    instead of whenever the last reference goes (a traceback kept with an error can
+    hold one for long). While a view of it is alive (``BufferError``), the map goes
+    with the last view."""
+    if mm is None:
+        return
+    try:
+        mm.close()
+    except BufferError:
+        pass
+
+
 # ---------------------------------------------------------------- crash points
 
 _crash_plan: dict[str, int] | None = None

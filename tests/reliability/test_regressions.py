@@ -233,7 +233,9 @@ def test_orphan_indexes_of_a_failed_retention_are_removed(tmp_path: os.PathLike[
     """Retention unlinks a segment's ``.log`` first (so a concurrent opener cannot leave
     recreated indexes behind), then its indexes. When unlinking an index failed, the
     handle still closed cleanly and nothing ever removed the orphan index files
-    (only recovery does): ``check`` reported them forever."""
+    (only recovery does): ``check`` reported them forever. (Since the records are
+    deleted once the new log start is durable, the failed unlink is no longer the
+    call's failure: ``delete_records`` returns, and leaves the file for later.)"""
     root = os.path.join(os.fspath(tmp_path), "data")
     with streamlog.open(root) as log:
         log.create_topic("t", 1, {"segment.bytes": 4096})
@@ -242,8 +244,8 @@ def test_orphan_indexes_of_a_failed_retention_are_removed(tmp_path: os.PathLike[
             p.append(prepare_batch([b"x" * 500]))
         only = lambda name, args: str(args[0]).endswith(".index")  # noqa: E731
         with FaultInjector(1, errno.EIO, methods=("unlink",), only=only) as faults:
-            with pytest.raises(streamlog.StorageIOError):
-                p.delete_records(p.segments()[1].base_offset)
+            start = p.segments()[1].base_offset
+            assert p.delete_records(start) == start
         assert faults.fired == ["unlink"]
     with streamlog.open(root) as log:
         assert log.partition("t", 0).log_start_offset > 0
@@ -564,3 +566,120 @@ def test_recovery_point_never_passes_an_unsynced_segment(tmp_path: os.PathLike[s
         log.partition("t", 0).append(prepare_batch([b"after"]))
     report = streamlog.check(root)
     assert report.ok, str(report)
+
+
+# ---------------------------------------------------------------- closing with no descriptor
+
+_PARTITIONS = 60
+
+
+def _fill_unsynced(root: str) -> streamlog.Log:
+    """A handle on ``_PARTITIONS`` partitions, each with records in a segment this handle
+    created and has not synced (so close must sync it, and its directory)."""
+    log = streamlog.open(root)
+    log.create_topic("t", _PARTITIONS, {"segment.bytes": 4096})
+    for p in range(_PARTITIONS):
+        part = log.partition("t", p)
+        for i in range(6):  # (rolls once: two segments, new ones among them)
+            part.append(prepare_batch([b"%d-%d" % (p, i) + b"." * 900]))
+        part._wait_for_flushes()  # (the rolled segment's flush is done)
+    return log
+
+
+def _verify_all(root: str) -> dict[str, int]:
+    with streamlog.open(root) as log:
+        recovered = len(log.recovery)
+        for p in range(_PARTITIONS):
+            got = [r[3] for b in log.partition("t", p).read(0, 1 << 30) for r in b.records()]
+            assert got == [b"%d-%d" % (p, i) + b"." * 900 for i in range(6)], p
+    return {"recovered": recovered}
+
+
+def _close_with_no_descriptor_to_spare(root: str) -> dict[str, object]:
+    """(Child process.) Close a handle while the process cannot open one more file."""
+    import resource
+
+    before = _open_fds()
+    log = _fill_unsynced(root)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    held = len(_open_fds())
+    lowest_free = os.dup(0)
+    os.close(lowest_free)
+    # a new descriptor takes the lowest free number, which must be below the limit
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))  # none to spare
+    try:
+        os.dup(0)
+        raise AssertionError("the limit did not bite")
+    except OSError as e:
+        assert e.errno == errno.EMFILE
+    errors = []
+    for _ in range(2):
+        try:
+            log.close()
+        except OSError as e:
+            errors.append(f"{type(e).__name__}: {e}")
+    left = sorted(_open_fds() - before)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    clean = os.path.exists(os.path.join(root, "meta", "clean-shutdown"))
+    return {"held": held, "errors": errors, "left": left, "clean": clean, **_verify_all(root)}
+
+
+def test_close_with_no_descriptor_to_spare(tmp_path: os.PathLike[str]) -> None:
+    """Found by outside testing: closing a handle when the process had no descriptor to
+    spare failed with EMFILE (syncing a partition directory needs a new descriptor),
+    left the directory unclean (every partition recovered at the next open), and
+    (reported) kept the descriptors. A partition now syncs its data through the
+    descriptors it holds, releases them, then syncs its directory: the close succeeds,
+    marks the directory clean and holds nothing."""
+    root = os.path.join(os.fspath(tmp_path), "data")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json, sys; sys.path.insert(0, '.');"
+            "from tests.reliability.test_regressions import _close_with_no_descriptor_to_spare"
+            f" as f; print(json.dumps(f({root!r})))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    got = __import__("json").loads(proc.stdout.strip().splitlines()[-1])
+    assert got["held"] > 6 * _PARTITIONS, got  # (the handle held them all)
+    assert got["left"] == [], f"descriptors left after close: {got}"
+    assert got["errors"] == [], f"close failed: {got}"
+    assert got["clean"] and got["recovered"] == 0, got
+
+
+def test_flush_refuses_after_any_failed_sync(tmp_path: os.PathLike[str]) -> None:
+    """Found by the fault loop's third workload: after a sync failed in a roll (or in the
+    background flusher), ``flush()`` still returned when nothing had been appended
+    since the last sync, although docs/reliability.md says the partition refuses
+    every later sync until reopened (fsyncgate). A failed sync of a new log start's
+    directory entry did not fail the partition at all."""
+    root = os.path.join(os.fspath(tmp_path), "data")
+    with streamlog.open(root) as log:
+        log.create_topic("t", 2, {"segment.bytes": 4096})
+        p = log.partition("t", 0)
+        p.append(prepare_batch([b"x" * 500]))
+        p.flush()  # everything appended is synced
+        with FaultInjector(1, errno.EIO, methods=("sync_dir",)):
+            with pytest.raises(streamlog.StorageIOError):
+                p.roll()
+        with pytest.raises(streamlog.StorageIOError, match="partition failed"):
+            p.flush()
+        q = log.partition("t", 1)  # a new partition: its start's entry is synced first
+        q.append(prepare_batch([b"y"]))
+        with FaultInjector(1, errno.EIO, methods=("sync_dir",)):
+            with pytest.raises(streamlog.StorageIOError):
+                q.delete_records(1)
+        with pytest.raises(streamlog.StorageIOError, match="reopen"):
+            q.append(prepare_batch([b"z"]))
+        with pytest.raises(streamlog.StorageIOError):
+            log.close()
+    with streamlog.open(root) as log:
+        assert log.partition("t", 1).log_start_offset == 0  # the failed delete hid nothing
+        got = [r[3] for b in log.partition("t", 0).read(0) for r in b.records()]
+        assert got == [b"x" * 500]

@@ -814,3 +814,44 @@ def test_read_only_log_refuses_writes(ppath: str) -> None:
     assert ro.enforce_retention(now_ms=10**15) == 0
     ro.close()
     w.close()
+
+
+# --------------------------------------------------------------------- descriptors
+
+
+def held(path: str) -> int:
+    """Descriptors this process holds on files in ``path``."""
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        n += os.path.dirname(target) == path
+    return n
+
+
+def test_descriptors_an_open_partition_holds(ppath: str) -> None:
+    """docs/reliability.md, Limits: lock file 1, state map 1, active segment 2 (fd and
+    map) and its indexes 0 while empty (2 each once indexed); a loaded sealed segment 4
+    (log fd and map, one map per index); retention and sizes load no sealed segment."""
+    clock = Clock()
+    log = PartitionLog(ppath, config(**{"segment.bytes": 4096}), clock=clock)
+    log.append(one(0))
+    assert held(ppath) == 4
+    for i in range(1, 40):
+        log.append(one(i, size=500, ts=clock.ms))
+    loaded = sum(1 for s in log._segments.values() if s is not None)
+    assert loaded == len(log._segments) > 3  # rolled here: every sealed one is loaded
+    assert held(ppath) <= 8 + 4 * (loaded - 1)
+    log.close()
+    log = PartitionLog(ppath, config(**{"segment.bytes": 4096}), clock=clock)
+    before = held(ppath)
+    clock.ms += 3_600_000
+    log.append(one(40, ts=clock.ms))  # runs retention (nothing to delete)
+    assert log.enforce_retention() == 0 and log.size_bytes() > 0
+    assert held(ppath) == before  # no sealed segment loaded for it
+    assert sum(1 for s in log._segments.values() if s is not None) == 1
+    log._check()
+    log.close()
+    assert held(ppath) == 0

@@ -518,3 +518,91 @@ def test_check_catches_broken_invariants(tmp_path: Path) -> None:
     with pytest.raises(AssertionError):
         seg._check()
     seg.close()
+
+
+# --------------------------------------------------------------------- descriptors
+
+
+def held(directory: Path) -> dict[str, int]:
+    """Descriptors this process holds on files of ``directory``, by file name."""
+    out: dict[str, int] = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if os.path.dirname(target) == str(directory):
+            name = os.path.basename(target)
+            out[name] = out.get(name, 0) + 1
+    return out
+
+
+def test_empty_indexes_hold_no_descriptor_until_entries_appear(tmp_path: Path) -> None:
+    """An index empty when opened keeps no descriptor (every small segment's indexes are
+    empty: the first batch is never indexed). It opens its file when it grows, or
+    when a refresh sees entries another process (here: another instance) wrote."""
+    seg = make(tmp_path, interval=100)
+    reader = make(tmp_path, create=False)
+    reader.load()
+    assert held(tmp_path) == {"00000000000000000100.log": 4}  # two fds + two maps
+    fill(seg, 6, size=200)  # indexed from the second batch on
+    assert seg.offset_index.count > 0
+    assert held(tmp_path)["00000000000000000100.index"] == 2  # ours: fd + map
+    reader.refresh()
+    assert reader.offset_index.count == seg.offset_index.count
+    assert held(tmp_path)["00000000000000000100.index"] == 4  # and the reader's
+    assert read_values(reader, BASE + 5) == [(BASE + 5, read_values(seg, BASE + 5)[0][1])]
+    seg._check()
+    reader._check()
+    seg.close()
+    reader.close()
+    assert held(tmp_path) == {}
+
+
+def test_sealed_segment_indexes_keep_their_maps_not_their_descriptors(tmp_path: Path) -> None:
+    seg = make(tmp_path, interval=100)
+    fill(seg, 6, size=200)
+    seg.seal(seg.next_offset)
+    seg.trim()
+    seg.sync_all()
+    seg.freeze_indexes()  # (what the flush of a sealed segment does once it synced it)
+    counts = held(tmp_path)
+    assert counts["00000000000000000100.index"] == 1  # the map only
+    assert counts["00000000000000000100.timeindex"] == 1
+    seg.sync_all()  # again: through a descriptor opened for the sync
+    assert held(tmp_path) == counts
+    assert read_values(seg, BASE + 5)[0][0] == BASE + 5
+    seg._check()
+    again = make(tmp_path, create=False)
+    again.load()  # a sealed segment loaded from disk: frozen too
+    assert held(tmp_path)["00000000000000000100.index"] == 2
+    assert again.indexes_sane()
+    # recovery (exclusive use of the directory) rewrites a frozen index in place
+    again.rebuild_indexes(exclusive=True)
+    again._check()
+    for path in (again.index_path, again.timeindex_path):
+        os.unlink(path)
+    again.sync_all()  # a frozen index whose file is gone has nothing to sync
+    seg.close()
+    again.close()
+    assert held(tmp_path) == {}
+
+
+def test_cutting_a_seal_takes_the_index_descriptors_again(tmp_path: Path) -> None:
+    """Recovery cuts a seal (``truncate_to``): the segment may take appends again, so its
+    indexes must see entries others append and sync their own: no longer frozen."""
+    seg = make(tmp_path, interval=100)
+    fill(seg, 6, size=200)
+    tail = seg.tail
+    seg.seal(seg.next_offset)
+    seg.close()
+    again = make(tmp_path, interval=100, create=False)
+    again.load()  # sealed: frozen
+    assert held(tmp_path)["00000000000000000100.index"] == 1  # the map
+    again.truncate_to(tail)
+    assert not again.sealed
+    assert held(tmp_path)["00000000000000000100.index"] == 2  # and its descriptor again
+    fill(again, 6, size=200)
+    again.sync_all()
+    again._check()
+    again.close()

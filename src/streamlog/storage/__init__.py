@@ -6,12 +6,13 @@ package's base modules (errors, config, _fs) and third-party libraries.
 
 from ._codec import PreparedBatch, RecordBatch, prepare_batch
 from ._index import OffsetIndex, TimeIndex
-from ._partition import AppendResult, PartitionLog, RecoveryReport
+from ._partition import AppendResult, PartialAppendError, PartitionLog, RecoveryReport
 from ._segment import Segment
 
 __all__ = [
     "AppendResult",
     "OffsetIndex",
+    "PartialAppendError",
     "PartitionLog",
     "PreparedBatch",
     "RecordBatch",

@@ -313,6 +313,11 @@ class DataDir:
                     raise
                 try:
                     fs.sync(fd, path)
+                except StorageIOError:
+                    # fsyncgate: no later close in this process may take a retried
+                    # sync of these files as proof (the marker is not written now)
+                    note_failed_sync(pdir)
+                    raise
                 finally:
                     fs.close(fd)
             fs.sync_dir(pdir)

@@ -30,6 +30,9 @@ Protocols:
    not synced: recovery trusts everything below it.
 3. A segment closed while we sync it was deleted by retention meanwhile:
    nothing to keep, so its failure is ignored.
+4. ``close_sync`` (``PartitionLog.close``): the segments' data first, then the
+   release of every descriptor, then the directories, so that a process with
+   no descriptor to spare can close. Failures are recorded as in 1.
 
 Thread-safe: syncs are serialised by ``_sync_lock`` (and per file by
 ``Segment.sync``), the flush count by its condition, and the recovery point
@@ -42,7 +45,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from .._fs import crashpoint, fs
@@ -108,10 +111,10 @@ class Durability:
 
         try:
             flusher.submit(job)
-        except BaseException:
-            with self._flushes_done:
-                self._pending_flushes -= 1
-            raise
+        except Exception:
+            # No flusher thread (say, none can be started): the segments are sealed
+            # all the same, so flush them here rather than fail what sealed them.
+            job()
 
     def flush_sealed(self, sealed: list[Segment]) -> None:
         """Sync sealed segments and their directory, then advance the recovery point."""
@@ -123,6 +126,8 @@ class Durability:
                 continue  # deleted by retention meanwhile: nothing to keep
             self.unsynced.pop(seg.base_offset, None)
             upto = max(upto, seg.next_offset)
+            if seg.sealed:
+                seg.freeze_indexes()  # (synced: its indexes never change again)
         if upto >= 0:
             # The recovery point says everything below it is on disk: before it passes
             # a segment, that segment must be synced too, not only the ones sealed here
@@ -168,6 +173,10 @@ class Durability:
     # ------------------------------------------------------------------ acknowledgements
     def sync_upto(self, seq: int) -> None:
         """Make every append up to lock hold ``seq`` durable (group commit)."""
+        if self.failed is not None:
+            # (first: a sync that failed since, say the flusher's, is final even when
+            # nothing was appended after the last sync; "every later sync refuses")
+            raise StorageIOError(errno.EIO, f"partition failed: {self.failed}", self.log.path)
         if self.synced_seq >= seq:
             return
         with self._sync_lock:
@@ -199,6 +208,40 @@ class Durability:
                 if seg.sealed:
                     self.unsynced.pop(seg.base_offset, None)
             self.synced_seq = target
+
+    def close_sync(self, release: Callable[[], None]) -> None:
+        """``sync_upto(written_seq)`` for ``PartitionLog.close``, in an order that needs
+        no descriptor to spare: the segments' data (through the descriptors we hold),
+        then ``release()`` (every map and descriptor of the log, called whatever
+        happens), then the directories (each needs a new descriptor). A failure is
+        recorded as in ``sync_upto`` (fsyncgate) and raised."""
+        new_dirs = False
+        try:
+            with self._sync_lock:
+                if self.failed is not None:
+                    raise StorageIOError(
+                        errno.EIO, f"partition failed: {self.failed}", self.log.path
+                    )
+                try:
+                    crashpoint("sync.before")
+                    for seg in list(self.unsynced.values()):
+                        if not _synced(seg, indexes=False):
+                            continue  # deleted by retention since: nothing to keep
+                        if seg.base_offset not in self.dir_synced:
+                            new_dirs = True
+                    crashpoint("sync.data_synced")
+                except StorageIOError as e:
+                    self.fail(e)
+                    raise
+        finally:
+            release()
+        if new_dirs:
+            try:
+                self.sync_dirs()
+            except StorageIOError as e:
+                self.fail(e)
+                raise
+        crashpoint("sync.after")
 
     def fail(self, e: BaseException) -> None:
         """A sync failed: refuse appends until reopened, and keep the directory unclean

@@ -21,15 +21,34 @@ are used; the owner rebuilds the index when one is wrong.
 
 Process-safety: one writer at a time (the partition's append lock); readers in
 any process call ``refresh()`` to see entries appended elsewhere.
+
+Descriptors: an index holds its file's descriptor and its map (Python's mmap
+keeps a duplicate of the descriptor). Two states hold fewer:
+
+- *lazy*: the file was empty when opened (the first batch of a segment is never
+  indexed, so every small segment's indexes are empty). No descriptor is kept;
+  ``refresh`` looks at the file's size by its path and opens it once entries
+  appear (written by another process), ``append`` opens it to grow it.
+- *frozen*: the segment is sealed, so the index never changes again (a rebuild
+  writes new files and new objects); ``freeze()`` closes the descriptor and
+  keeps the map.
+
+So an open partition whose active segment has no index entry yet holds 4
+descriptors instead of 6, and a sealed segment's indexes one each instead of
+two (none when empty). The rare calls that need a descriptor in these states (a
+sync, recovery's rewrite in place) open the file again by its path.
 """
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import struct
+import threading
 
-from .._fs import fs
+from .._fs import fs, unmap
+from ..errors import StorageIOError
 
 _GROW_MIN = 4096
 _GROW_MAX = 64 * 1024
@@ -42,7 +61,18 @@ class _FixedIndex:
     ENTRY: struct.Struct
     VALID_AT: int  # byte offset, inside an entry, of a u32 that is non-zero in every valid entry
 
-    __slots__ = ("_fd", "_mapped", "_mm", "count", "max_entries", "path", "writable")
+    __slots__ = (
+        "_fd",
+        "_fd_lock",
+        "_frozen",
+        "_lazy",
+        "_mapped",
+        "_mm",
+        "count",
+        "max_entries",
+        "path",
+        "writable",
+    )
 
     def __init__(self, path: str, max_bytes: int, *, writable: bool = True) -> None:
         self.path = path
@@ -50,6 +80,11 @@ class _FixedIndex:
         self.max_entries = max(1, max_bytes // self.ENTRY.size)
         self._mm: mmap.mmap | None = None
         self._mapped = 0
+        self._frozen = False  # sealed: the map is kept, the descriptor closed
+        self._lazy = False  # empty when opened: no descriptor until entries appear
+        # guards the descriptor's uses against its closing (freeze) and opening (thaw)
+        # in another thread: a reader's remap, the flusher's sync and freeze
+        self._fd_lock = threading.Lock()
         self.count = 0
         if not writable and not os.path.exists(path):
             self._fd = -1  # a read-only view of a segment whose index is missing
@@ -61,11 +96,29 @@ class _FixedIndex:
         except BaseException:
             self.close()  # no descriptor left behind by a failed open
             raise
+        if not self._mapped:
+            fd, self._fd = self._fd, -1
+            self._lazy = True
+            try:
+                fs.close(fd)
+            except StorageIOError:
+                pass  # (released all the same)
 
     # -- mapping -------------------------------------------------------------
     def _remap(self) -> None:
+        with self._fd_lock:
+            self._remap_locked()
+
+    def _remap_locked(self) -> None:
         if self._fd < 0:
-            return
+            if not self._lazy:
+                return
+            try:
+                if os.lstat(self.path).st_size < self.ENTRY.size:
+                    return  # still empty
+                self._thaw_locked()
+            except (OSError, StorageIOError):
+                return  # (gone: the segment was deleted; nothing to see)
         size = fs.size(self._fd)
         size -= size % self.ENTRY.size
         if size == self._mapped:
@@ -126,12 +179,50 @@ class _FixedIndex:
     @property
     def has_file(self) -> bool:
         """False for a read-only view of a segment whose index file is missing."""
-        return self._fd >= 0
+        return self._fd >= 0 or self._frozen or self._lazy
 
     def has_partial_entry(self) -> bool:
         """True if the file's size (asked of the file, not the map) is not a whole
         number of entries."""
-        return fs.size(self._fd) % self.ENTRY.size != 0
+        with self._fd_lock:
+            self._thaw_locked()
+            return fs.size(self._fd) % self.ENTRY.size != 0
+
+    # -- descriptors -------------------------------------------------------------
+    def freeze(self) -> None:
+        """The segment is sealed: close the descriptor, keep the map (module docstring).
+        The entries are all there: a sealed segment's index only changes by a
+        rebuild (new files, new objects) or by recovery, which ``_thaw`` serves."""
+        try:
+            self.refresh()  # (every entry, in case another process wrote the last ones)
+        except StorageIOError:
+            return  # keep the descriptor: nothing is lost but one descriptor
+        with self._fd_lock:
+            if self._fd < 0:
+                if self._lazy:  # (empty, and it will stay so)
+                    self._lazy, self._frozen = False, True
+                return
+            fd, self._fd = self._fd, -1
+            self._frozen = True
+            try:
+                fs.close(fd)
+            except StorageIOError:
+                pass  # (released all the same)
+
+    def unfreeze(self) -> None:
+        """The segment is no longer sealed (recovery cut its seal): take the descriptor
+        again, so that entries appended later (by any process) are seen and synced."""
+        if self._frozen:
+            with self._fd_lock:
+                if self._frozen:
+                    self._thaw_locked()
+
+    def _thaw_locked(self) -> None:
+        """Open the file for a call that needs the descriptor: a lazy index that grows,
+        or recovery (with exclusive use of the directory) rewriting a sealed one."""
+        if self._frozen or self._lazy:
+            self._fd = fs.open(self.path, write=self.writable)
+            self._frozen = self._lazy = False
 
     @property
     def is_full(self) -> bool:
@@ -143,8 +234,10 @@ class _FixedIndex:
             grow = min(max(self._mapped, _GROW_MIN), _GROW_MAX)
             size = min(max(need, self._mapped + grow), self.max_entries * self.ENTRY.size)
             size = max(size, need)
-            fs.fallocate(self._fd, 0, size, self.path)
-            self._remap()
+            with self._fd_lock:
+                self._thaw_locked()
+                fs.fallocate(self._fd, 0, size, self.path)
+                self._remap_locked()
         assert self._mm is not None
         self.ENTRY.pack_into(self._mm, self.count * self.ENTRY.size, a, b)
         self.count += 1
@@ -160,12 +253,33 @@ class _FixedIndex:
         self.count = count
 
     def sync(self) -> None:
-        fs.sync(self._fd, self.path)
+        with self._fd_lock:
+            if self._lazy:
+                return  # empty when opened, and nothing written through this object since
+            if not self._frozen:
+                fs.sync(self._fd, self.path)
+                return
+        # through a new descriptor (the data to sync is the file's, not the descriptor's)
+        try:
+            fd = fs.open(self.path, write=False)
+        except StorageIOError as e:
+            if e.errno == errno.ENOENT:
+                return  # deleted (retention in another process): nothing to keep
+            raise
+        try:
+            fs.sync(fd, self.path)
+        finally:
+            fs.close(fd)
 
     def close(self) -> None:
-        self._mm = None  # unmapped when the last view goes
-        if self._fd >= 0:
+        """Release the map and the descriptor (idempotent; see ``FileRecords.close``)."""
+        with self._fd_lock:
+            self._frozen = self._lazy = False
+            mm, self._mm = self._mm, None
+            self._mapped = 0
             fd, self._fd = self._fd, -1
+        unmap(mm)
+        if fd >= 0:
             fs.close(fd)
 
     def size_bytes(self) -> int:

@@ -147,6 +147,9 @@ class LogLoader:
                 bases = log._list_bases()
                 if e.errno != errno.ENOENT or not bases:
                     raise
+                for seg in log._segments.values():
+                    if seg is not None:
+                        seg.close_quietly()  # (no descriptor left behind)
                 log._segments.clear()
                 for b in bases:
                     log._segments[b] = None
@@ -280,7 +283,7 @@ class LogLoader:
         for base in list(log._segments.keys()):
             seg = log._segments.pop(base)
             if seg is not None:
-                seg.close()
+                seg.close_quietly()  # (its files are deleted next)
             stem = offset_to_name(base)
             for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIMEINDEX_SUFFIX):
                 full = os.path.join(log.path, stem + suffix)

@@ -27,6 +27,17 @@ Append protocol (one batch, or several, per lock hold):
    (group commit). A failed sync marks the log failed: no later append is
    acknowledged until it is reopened and recovered.
 
+What is reported is what is in the log. A batch is in once its length word is
+stored (step 4); nothing after that may fail it (a missing index entry is
+added later, a failed unlock closes the lock's descriptor, a failed retention
+pass is logged). When a batch fails after earlier ones of the same call were
+appended, ``PartialAppendError`` names those; any other exception means that
+no batch of the call is in the log.
+
+Closing syncs the data through the descriptors held, releases every map and
+descriptor, then syncs the directory (``Durability.close_sync``); a failure is
+raised once and everything is released all the same.
+
 Reads take no lock: they map what exists, follow the tail, and verify every
 frame's checksum before returning it. A reader never touches bytes past a
 valid frame or a seal, so rolls, retention (which unlinks, never truncates)
@@ -49,6 +60,7 @@ from __future__ import annotations
 
 import bisect
 import errno
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -73,9 +85,17 @@ from ._segment import MAX_RELATIVE as _MAX_RELATIVE
 from ._segment import Segment
 from ._state import AppendLock, PartitionState
 
-__all__ = ["RETENTION_CHECK_INTERVAL_MS", "AppendResult", "PartitionLog", "RecoveryReport"]
+__all__ = [
+    "RETENTION_CHECK_INTERVAL_MS",
+    "AppendResult",
+    "PartialAppendError",
+    "PartitionLog",
+    "RecoveryReport",
+]
 
 RETENTION_CHECK_INTERVAL_MS = 60_000
+
+_logger = logging.getLogger("streamlog.storage")
 
 
 @dataclass
@@ -83,6 +103,47 @@ class AppendResult:
     base_offset: int
     last_offset: int
     timestamp: int  # max timestamp of the batch (the append time under LogAppendTime)
+
+
+class PartialAppendError(StorageIOError):
+    """``append_many`` failed after some of its batches were appended (storage-internal).
+
+    ``appended`` holds the ``AppendResult`` of ``batches[:len(appended)]``: those
+    batches are in the log at these offsets, published (readers see them), exactly as
+    if ``append_many`` had been called with them alone and returned, except that this
+    call made none of them durable (with ``sync=True`` the sync was not done, or it is
+    what failed: ``flush()`` tells, and refuses after a failed sync). The batches from
+    ``len(appended)`` on are not in the log and took no offset; ``error`` is why, with
+    the type and errno the failing batch would have raised alone (``StorageIOError``
+    with ENOSPC, ...). This exception is itself a ``StorageIOError`` with ``error``'s
+    errno (EIO if it has none), so code that only knows ``StorageIOError`` still sees
+    a failure. Raised only when at least one batch was appended: any other exception
+    from ``append_many`` means that no batch was.
+    """
+
+    def __init__(
+        self,
+        err: int,
+        message: str,
+        filename: str | None = None,
+        *,
+        appended: Sequence[AppendResult] = (),
+        error: BaseException | None = None,
+    ) -> None:
+        super().__init__(err, message, filename)
+        self.appended: list[AppendResult] = list(appended)
+        self.error: BaseException = error if error is not None else StorageIOError(err, message)
+
+    @classmethod
+    def of(
+        cls, appended: list[AppendResult], error: BaseException, path: str
+    ) -> PartialAppendError:
+        if isinstance(error, OSError) and error.errno:
+            err, text, where = error.errno, error.strerror or str(error), error.filename or path
+        else:
+            err, text, where = errno.EIO, str(error) or type(error).__name__, path
+        message = f"{text} (after {len(appended)} batch(es) were appended)"
+        return cls(err, message, where, appended=appended, error=error)
 
 
 class PartitionLog:
@@ -122,6 +183,9 @@ class PartitionLog:
         self.on_append: Callable[[], None] | None = None
         self._last_retention_check = int(clock() * 1000)
         self._log_start_seen = -1
+        self._leftovers = False  # files a failed unlink left below the log start
+        # (tail, size, max timestamp, next offset) of sealed segments not loaded
+        self._sealed_facts: dict[int, tuple[int, int, int, int]] = {}
         self.report: RecoveryReport | None = None
         try:
             if recover:
@@ -132,21 +196,28 @@ class PartitionLog:
             self._release()  # no descriptor left behind by a failed open
             raise
 
-    def _release(self) -> StorageIOError | None:
-        """Close every file this object holds (without syncing); returns the first error."""
+    def _release(self) -> BaseException | None:
+        """Close every map and descriptor this object holds (without syncing), going
+        on past failures; returns the first error. Idempotent: what is released is
+        forgotten, so a second call releases only what a failed first one left."""
         self._closed = True
-        error: StorageIOError | None = None
-        for seg in self._segments.values():
-            if seg is not None:
-                try:
-                    seg.close()
-                except StorageIOError as e:
-                    error = error or e
-        self.state.close()
+        error: BaseException | None = None
+        segments = [seg for seg in self._segments.values() if seg is not None]
+        # (a segment is in both, or in unsynced alone if it was dropped from view)
+        segments += [s for s in self._durability.unsynced.values() if s not in segments]
+        for seg in segments:
+            try:
+                seg.close()
+            except Exception as e:
+                error = error or e
+        try:
+            self.state.close()
+        except Exception as e:
+            error = error or e
         if self.lock is not None:
             try:
                 self.lock.close()
-            except StorageIOError as e:
+            except Exception as e:
                 error = error or e
         return error
 
@@ -179,7 +250,7 @@ class PartitionLog:
             try:
                 seg.load()
             except BaseException:
-                seg.close()
+                seg.close_quietly()  # (the load's error is the one to report)
                 raise
             self._segments[base] = seg
         return seg  # type: ignore[no-any-return]
@@ -265,6 +336,15 @@ class PartitionLog:
         if self._closed:
             raise ClosedError(f"partition log {self.path} is closed")
 
+    def _refuse_failed(self) -> None:
+        """Raise if a sync of this partition failed (fsyncgate: nothing that syncs may
+        follow: a retried sync could "succeed" without the data); else nothing."""
+        failed = self._durability.failed
+        if failed is not None:
+            raise StorageIOError(
+                errno.EIO, f"partition failed earlier ({failed}); reopen to recover", self.path
+            )
+
     # ------------------------------------------------------------------ appending
     class _Locked:
         __slots__ = ("log",)
@@ -302,59 +382,90 @@ class PartitionLog:
     ) -> list[AppendResult]:
         """Append several batches under one lock hold, in order.
 
+        Each batch is all or nothing, and the report is exact: returns the results of
+        all; if one fails after earlier ones were appended, raises
+        ``PartialAppendError`` naming those (see it); any other exception means no
+        batch was appended. The same holds for a failure after the last batch (a
+        ``sync=True`` that fails): what is in the log is never reported failed.
+
         One function on purpose: this is the append hot path (per batch under the
         lock: header, roll check, write, index), so it is not split into calls.
         """
         self._check_open()
         durability = self._durability
         if durability.failed is not None:
-            raise StorageIOError(
-                errno.EIO,
-                f"partition failed earlier ({durability.failed}); reopen to recover",
-                self.path,
-            )
+            self._refuse_failed()
         for batch in batches:
             self.check_batch(batch)
         results: list[AppendResult] = []
         sealed: list[Segment] = []
+        error: Exception | None = None
         config = self.config
         log_append_time = config.message_timestamp_type == "LogAppendTime"
         with self._locked():
             active = self._refresh_locked()
-            for batch in batches:
-                base = active.next_offset
-                last = base + batch.record_count - 1
-                if log_append_time:
-                    max_ts: int = int(self._clock() * 1000)
-                    head = batch.head(base, max_ts)
-                else:
-                    max_ts = batch.max_timestamp
-                    head = batch.head(base)
-                if active.tail > 0 and (
-                    active.would_overflow(batch.size, config.segment_bytes)
-                    or active.index_full
-                    or last - active.base_offset > _MAX_RELATIVE
-                    or self._time_to_roll(active, max_ts)
-                ):
-                    sealed.append(active)
-                    active = self._roll_locked(active, base)
-                active.append(head, last, max_ts, batch.payload)
-                durability.unsynced[active.base_offset] = active
-                results.append(AppendResult(base, last, max_ts))
-            self.state.set_hint(active.next_offset, active.base_offset, active.tail)
+            try:
+                for batch in batches:
+                    base = active.next_offset
+                    last = base + batch.record_count - 1
+                    if log_append_time:
+                        max_ts: int = int(self._clock() * 1000)
+                        head = batch.head(base, max_ts)
+                    else:
+                        max_ts = batch.max_timestamp
+                        head = batch.head(base)
+                    if active.tail > 0 and (
+                        active.would_overflow(batch.size, config.segment_bytes)
+                        or active.index_full
+                        or last - active.base_offset > _MAX_RELATIVE
+                        or self._time_to_roll(active, max_ts)
+                    ):
+                        rolled = active
+                        active = self._roll_locked(active, base)
+                        sealed.append(rolled)
+                    # (all or nothing: a failure inside leaves no trace of the batch)
+                    active.append(head, last, max_ts, batch.payload)
+                    durability.unsynced[active.base_offset] = active
+                    results.append(AppendResult(base, last, max_ts))
+            except Exception as e:
+                # What was appended before stays appended (readers may have seen it):
+                # finish the bookkeeping for it below and report it.
+                error = e
+                if active.sealed and active not in sealed:
+                    sealed.append(active)  # a roll sealed it, then failed to go on
+            if results or sealed:
+                self.state.set_hint(active.next_offset, active.base_offset, active.tail)
             durability.written_seq += 1
             seq = durability.written_seq
-        hook = self.on_append
-        if hook is not None:
-            hook()
         if sealed:
-            durability.after_roll(sealed)
+            durability.after_roll(sealed)  # (the seals are written, whatever came after)
+        if results:
+            try:
+                hook = self.on_append
+                if hook is not None:
+                    hook()
+            except Exception as e:
+                error = error or e
+        if error is not None:
+            if not results:
+                raise error
+            raise PartialAppendError.of(results, error, self.path) from error
         if sync:
-            durability.sync_upto(seq)
+            try:
+                durability.sync_upto(seq)
+            except Exception as e:
+                if not results:
+                    raise
+                raise PartialAppendError.of(results, e, self.path) from e
         now = int(self._clock() * 1000)
         if now - self._last_retention_check >= RETENTION_CHECK_INTERVAL_MS:
             self._last_retention_check = now
-            self.enforce_retention(now)
+            try:
+                self.enforce_retention(now)
+            except Exception as e:
+                # The batches are appended: retention is housekeeping, and its failure
+                # must not turn them into a failed append (it runs again next time).
+                _logger.warning("retention of %s failed after an append: %s", self.path, e)
         return results
 
     def _time_to_roll(self, seg: Segment, max_ts: int) -> bool:
@@ -364,12 +475,22 @@ class PartitionLog:
         return max_ts - first > self.config.segment_ms
 
     def _roll_locked(self, active: Segment, next_offset: int) -> Segment:
+        """Seal ``active`` and create the next segment (under the append lock).
+
+        A failure after the seal leaves a sealed log with no next segment yet: a
+        valid state, which the next writer (``_refresh_locked``) or recovery
+        completes. Once the next segment exists the roll has happened: cutting the
+        zeros after the seal is only tidying, and its failure is not the roll's.
+        """
         active.seal(next_offset)
         crashpoint("roll.before_create")
         new = self._new_segment(next_offset, create=True)
         self._segments[next_offset] = new
         crashpoint("roll.created")
-        active.trim()
+        try:
+            active.trim()
+        except StorageIOError as e:
+            _logger.debug("could not cut the sealed segment %s: %s", active.path, e)
         crashpoint("roll.trimmed")
         self.state.set_hint(next_offset, next_offset, 0)
         return new
@@ -377,6 +498,7 @@ class PartitionLog:
     def roll(self) -> None:
         """Seal the active segment now (if it holds data) and start a new one."""
         self._check_open()
+        self._refuse_failed()  # (its flush would sync again what failed to sync)
         with self._locked():
             active = self._refresh_locked()
             if active.tail == 0:
@@ -521,8 +643,20 @@ class PartitionLog:
         return len(self._segments)
 
     def size_bytes(self) -> int:
-        """Bytes of frames on disk (excluding preallocated space)."""
-        return sum(seg.size_bytes for seg in self.segments())
+        """Bytes of frames on disk (excluding preallocated space). Sealed segments are
+        not loaded for it (``_retention.sealed_facts``)."""
+        self._check_open()
+        for attempt in range(10):
+            active = self._refresh()
+            self._current_log_start()  # forget segments other processes deleted
+            keys = list(self._segments.keys())[:-1]
+            try:
+                return active.size_bytes + sum(_retention.sealed_facts(self, b)[1] for b in keys)
+            except StorageIOError as e:
+                # deleted by retention elsewhere since: its log start has moved
+                if e.errno != errno.ENOENT or attempt == 9:
+                    raise
+        raise AssertionError("unreachable")
 
     def segments(self) -> list[Segment]:
         self._check_open()
@@ -538,17 +672,39 @@ class PartitionLog:
         raise AssertionError("unreachable")
 
     def close(self) -> None:
+        """Make what this object appended durable, then release every map and
+        descriptor; raise the first error.
+
+        Everything is released even when a sync fails; the failure is recorded as
+        any failed sync is (fsyncgate: the partition is failed, and its directory
+        is not marked clean, so the next open recovers it). The partition
+        directory is synced after our own descriptors are released (it needs a
+        new one), so a process that has none to spare can still close. A second
+        call is a no-op, but for releasing anything a failed first one left.
+        """
         if self._closed:
+            error = self._release()
+            if error is not None:
+                raise error
             return
+        errors: list[BaseException] = []
+
+        def release() -> None:
+            error = self._release()
+            if error is not None:
+                errors.append(error)
+
+        durability = self._durability
         try:
-            durability = self._durability
             durability.wait_for_flushes()
             if self.writable and durability.unsynced:
-                durability.sync_upto(durability.written_seq)
+                durability.close_sync(release)  # (releases, whatever happens)
+        except BaseException as e:
+            errors.insert(0, e)
         finally:
-            error = self._release()
-        if error is not None:
-            raise error
+            release()  # (a no-op after close_sync's)
+        if errors:
+            raise errors[0]
 
     def _check(self) -> None:
         """Assert every invariant of the log (tests call this after random operations)."""

@@ -44,7 +44,15 @@ from dataclasses import dataclass, field
 
 import xxhash
 
-from .._fs import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX, crashpoint, fs, offset_to_name
+from .._fs import (
+    INDEX_SUFFIX,
+    LOG_SUFFIX,
+    TIMEINDEX_SUFFIX,
+    crashpoint,
+    fs,
+    offset_to_name,
+    unmap,
+)
 from ..errors import CorruptRecordError, StorageIOError
 from . import _codec as codec
 from ._index import OffsetIndex, TimeIndex
@@ -81,6 +89,48 @@ def _write_entries(oi: OffsetIndex, ti: TimeIndex, entries: list[tuple[int, int,
         if last_ts is None or max_ts > last_ts:
             ti.append(max_ts, rel)
             last_ts = max_ts
+
+
+def _read_trailing_seal(fd: int, base_offset: int, path: str) -> tuple[int, tuple[int, ...]] | None:
+    """``(position, fields)`` of the valid seal the file open at ``fd`` ends with, or
+    None (see ``FileRecords._trailing_seal``)."""
+    size = fs.size(fd)
+    if size < SEAL_SIZE:
+        return None
+    raw = fs.pread(fd, SEAL_SIZE, size - SEAL_SIZE, path)
+    if len(raw) < _HEADER_SIZE or _LENGTH.unpack_from(raw, 0)[0] != _HEADER_SIZE:
+        return None
+    fields = _HEADER.unpack_from(raw, 0)
+    if _xxh3_int(raw[12:_HEADER_SIZE], seed=_HEADER_SIZE) != fields[1]:
+        return None
+    if not fields[3] & codec.ATTR_SEAL or fields[5] <= base_offset:
+        return None
+    codec.check_magic(fields[2], path)
+    return size - SEAL_SIZE, fields
+
+
+def peek_sealed(directory: str, base_offset: int) -> tuple[int, int, int] | None:
+    """``(seal position, max timestamp, next base)`` of a sealed segment, read through a
+    descriptor that is closed at once (retention and sizes need no more, and a loaded
+    segment holds several descriptors for as long as the log is open). None if the
+    file does not end with a valid seal (not sealed, or not cut after it): load it."""
+    path = os.path.join(directory, offset_to_name(base_offset)) + LOG_SUFFIX
+    fd = fs.open(path, write=False)
+    try:
+        found = _read_trailing_seal(fd, base_offset, path)
+    finally:
+        fs.close(fd)
+    if found is None:
+        return None
+    return found[0], found[1][9], found[1][5]
+
+
+def delete_segment_files(directory: str, base_offset: int) -> None:
+    """Unlink a segment's files, the ``.log`` first (see ``Segment.__init__``)."""
+    stem = os.path.join(directory, offset_to_name(base_offset))
+    for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIMEINDEX_SUFFIX):
+        crashpoint("retention.unlink")
+        _unlink_if_exists(stem + suffix)
 
 
 def _unlink_if_exists(path: str) -> None:
@@ -144,8 +194,9 @@ class FileRecords:
             raise
 
     def _drop_file(self) -> None:
-        """Forget the map and close the descriptor (a failed open)."""
-        self._mm = None
+        """Release the map and close the descriptor (a failed open)."""
+        mm, self._mm = self._mm, None
+        unmap(mm)
         fd, self._fd = self._fd, -1
         fs.close(fd)
 
@@ -297,20 +348,11 @@ class FileRecords:
         end of the file is a SIGBUS. A file that ends with a seal is sealed and
         trimmed for good, so the map is then brought to its size.
         """
-        size = fs.size(self._fd)
-        if size < SEAL_SIZE:
+        found = _read_trailing_seal(self._fd, self.base_offset, self.path)
+        if found is None:
             return None
-        raw = fs.pread(self._fd, SEAL_SIZE, size - SEAL_SIZE, self.path)
-        if len(raw) < _HEADER_SIZE or _LENGTH.unpack_from(raw, 0)[0] != _HEADER_SIZE:
-            return None
-        fields = _HEADER.unpack_from(raw, 0)
-        if _xxh3_int(raw[12:_HEADER_SIZE], seed=_HEADER_SIZE) != fields[1]:
-            return None
-        if not fields[3] & codec.ATTR_SEAL or fields[5] <= self.base_offset:
-            return None
-        codec.check_magic(fields[2], self.path)
         self._remap()
-        return size - SEAL_SIZE, fields
+        return found
 
     def _resync(self, pos: int, length: int) -> int | None:
         """Position of a valid frame after the bad one at ``pos``, or None."""
@@ -426,8 +468,12 @@ class FileRecords:
                 raise
 
     def close(self) -> None:
+        """Release the map and the descriptor. Idempotent; a failing ``close(2)`` has
+        released the descriptor all the same (Linux), its error is raised."""
         self.closed = True  # first: a concurrent sync that fails can tell why
-        self._mm = None
+        mm, self._mm = self._mm, None
+        self._mapped = 0
+        unmap(mm)
         if self._fd >= 0:
             fd, self._fd = self._fd, -1
             fs.close(fd)
@@ -480,7 +526,7 @@ class Segment(FileRecords):
             # Retention in another process deleted the segment while we opened
             # it, and opening its indexes created them again: remove them (the
             # deleter unlinks the .log first, so this catches every interleaving).
-            self.close()
+            self.close_quietly()
             for path in (self.index_path, self.timeindex_path):
                 _unlink_if_exists(path)
             raise StorageIOError(errno.ENOENT, "segment was deleted", self.path)
@@ -544,6 +590,18 @@ class Segment(FileRecords):
         self.next_base = next_base
         if sealed and next_base is not None:
             self.next_offset = next_base
+        if sealed:
+            self.freeze_indexes()
+        else:
+            self.offset_index.unfreeze()  # (no-ops unless recovery cut a seal)
+            self.time_index.unfreeze()
+
+    def freeze_indexes(self) -> None:
+        """Sealed: the indexes keep their maps, not their descriptors (``_index``). For a
+        segment this process seals, once it is synced (``Durability.flush_sealed``): the
+        sync needs no new descriptor then."""
+        self.offset_index.freeze()
+        self.time_index.freeze()
 
     def refresh(self) -> ScanResult | None:
         """Follow frames other processes appended after our known tail. None if nothing new."""
@@ -624,18 +682,31 @@ class Segment(FileRecords):
                 if os.path.exists(path):
                     fs.unlink(path)
             oi = OffsetIndex(self.index_path + ".tmp", self.max_index_bytes)
-            ti = TimeIndex(self.timeindex_path + ".tmp", self.max_index_bytes)
-            _write_entries(oi, ti, entries)
-            oi.close()
-            ti.close()
+            try:
+                ti = TimeIndex(self.timeindex_path + ".tmp", self.max_index_bytes)
+                try:
+                    _write_entries(oi, ti, entries)
+                finally:
+                    ti.close()
+            finally:
+                oi.close()
             crashpoint("index.rebuild_written")
             fs.replace(self.index_path + ".tmp", self.index_path)
             crashpoint("index.rebuild_renamed")
             fs.replace(self.timeindex_path + ".tmp", self.timeindex_path)
-            self.offset_index.close()
-            self.time_index.close()
-            self.offset_index = OffsetIndex(self.index_path, self.max_index_bytes)
-            self.time_index = TimeIndex(self.timeindex_path, self.max_index_bytes)
+            new_oi = OffsetIndex(self.index_path, self.max_index_bytes)
+            try:
+                new_ti = TimeIndex(self.timeindex_path, self.max_index_bytes)
+            except BaseException:
+                new_oi.close()
+                raise
+            old = (self.offset_index, self.time_index)
+            self.offset_index, self.time_index = new_oi, new_ti
+            for index in old:
+                try:
+                    index.close()
+                except StorageIOError:
+                    pass  # (released all the same; the new indexes are in place)
         self.first_max_timestamp = None
         self._apply(result)
         return result
@@ -673,26 +744,34 @@ class Segment(FileRecords):
         self.max_timestamp = max(self.max_timestamp, max_timestamp)
         if self.first_max_timestamp is None:
             self.first_max_timestamp = max_timestamp
-        # Under the append lock the files are the truth: entries other writers
-        # added since we counted (say, between mapping this segment and scanning
-        # it) must be seen, or ours would overwrite theirs. O(1) when up to date.
-        self.refresh_indexes()
-        oi = self.offset_index
-        last = oi.last_position()
-        if prev - last > self.index_interval and pos - last > self.index_interval:
-            # The batch before ours should have an entry and has none: its writer
-            # died between publishing and indexing it. Add what it missed.
-            self._index_missed(last, pos)
+        # The batch is in the log from here on: nothing below may fail the append
+        # (the caller would report a batch failed that readers already see).
+        try:
+            # Under the append lock the files are the truth: entries other writers
+            # added since we counted (say, between mapping this segment and scanning
+            # it) must be seen, or ours would overwrite theirs. O(1) when up to date.
+            self.refresh_indexes()
+            oi = self.offset_index
             last = oi.last_position()
-        if pos - last > self.index_interval and not oi.is_full:
-            rel = last_offset - self.base_offset
-            oi.append(rel, pos)
-            crashpoint("append.offset_indexed")
-            ti = self.time_index
-            last_ts = ti.last_timestamp()
-            if (last_ts is None or self.max_timestamp > last_ts) and not ti.is_full:
-                ti.append(self.max_timestamp, rel)
-            crashpoint("append.indexed")
+            if prev - last > self.index_interval and pos - last > self.index_interval:
+                # The batch before ours should have an entry and has none: its writer
+                # died between publishing and indexing it. Add what it missed.
+                self._index_missed(last, pos)
+                last = oi.last_position()
+            if pos - last > self.index_interval and not oi.is_full:
+                rel = last_offset - self.base_offset
+                oi.append(rel, pos)
+                crashpoint("append.offset_indexed")
+                ti = self.time_index
+                last_ts = ti.last_timestamp()
+                if (last_ts is None or self.max_timestamp > last_ts) and not ti.is_full:
+                    ti.append(self.max_timestamp, rel)
+                crashpoint("append.indexed")
+        except StorageIOError:
+            # The index could not grow (ENOSPC...): an entry is missing, as after a
+            # writer killed here. Indexes are sparse and disposable: the next append
+            # adds the missed entry (``_index_missed``), recovery rebuilds them.
+            pass
         return pos
 
     def _index_missed(self, last: int, pos: int) -> None:
@@ -747,7 +826,13 @@ class Segment(FileRecords):
         """Cut the preallocated zeros after the seal (safe for other mappers; see module doc)."""
         if self.sealed and self.writable and self._mapped > self.tail + SEAL_SIZE:
             fs.truncate(self._fd, self.tail + SEAL_SIZE, self.path)
-            self._remap()
+            try:
+                self._remap()
+            except BaseException:
+                # never keep a map longer than the file (a touch past its end is a SIGBUS)
+                self._mm = None
+                self._mapped = 0
+                raise
 
     def truncate_to(self, pos: int) -> int:
         """Drop everything from ``pos`` on (recovery only: no other process may map the file).
@@ -764,6 +849,8 @@ class Segment(FileRecords):
         self.time_index.truncate_after(last_rel)
         self.sealed = False
         self.next_base = None
+        self.offset_index.unfreeze()  # (appends may follow: see _index)
+        self.time_index.unfreeze()
         return dropped
 
     def sync_all(self) -> None:
@@ -871,18 +958,27 @@ class Segment(FileRecords):
         return self.tail + (SEAL_SIZE if self.sealed else 0)
 
     def close(self) -> None:
-        try:
-            super().close()
-        finally:  # (a failing close still closes the other files)
+        """Close the log file and both indexes, each even if another's close failed;
+        raise the first error. Idempotent."""
+        error: BaseException | None = None
+        for close in (super().close, self.offset_index.close, self.time_index.close):
             try:
-                self.offset_index.close()
-            finally:
-                self.time_index.close()
+                close()
+            except Exception as e:
+                error = error or e
+        if error is not None:
+            raise error
+
+    def close_quietly(self) -> None:
+        """``close``, for a segment whose files are gone or going (deleted by
+        retention): the descriptors are released whatever ``close(2)`` says."""
+        try:
+            self.close()
+        except StorageIOError:
+            pass
 
     def delete_files(self) -> None:
-        for path in (self.path, self.index_path, self.timeindex_path):
-            crashpoint("retention.unlink")
-            _unlink_if_exists(path)
+        delete_segment_files(self.directory, self.base_offset)
 
     def _check(self) -> None:
         """Assert the segment's invariants (tests call this after random operations)."""

@@ -42,7 +42,7 @@ import time
 
 import xxhash
 
-from .._fs import fs
+from .._fs import fs, unmap
 from ..errors import LockTimeoutError, StorageIOError, UnsupportedFormatError
 
 _MAGIC = 0x53504C53  # 'SLPS'
@@ -61,15 +61,21 @@ class PartitionState:
         self.path = path
         self.writable = writable
         fd = fs.open(path, create=writable, write=writable)
+        mm: mmap.mmap | None = None
         try:
             if writable and fs.size(fd) < _SIZE:
                 fs.fallocate(fd, 0, _SIZE, path)
             size = fs.size(fd)
             if size < _SIZE:
                 raise StorageIOError(errno.EINVAL, "partition state file is too small", path)
-            self._mm: mmap.mmap = fs.map(fd, _SIZE, write=writable, path=path)
+            mm = fs.map(fd, _SIZE, write=writable, path=path)
         finally:
-            fs.close(fd)
+            try:
+                fs.close(fd)  # (the map keeps its own descriptor)
+            except BaseException:
+                unmap(mm)  # a failed open holds nothing (a traceback would keep the map)
+                raise
+        self._mm: mmap.mmap = mm
         magic, version = _HEAD.unpack_from(self._mm, 0)
         if magic == _MAGIC and version > _VERSION:
             self.close()
@@ -116,10 +122,7 @@ class PartitionState:
         fs.msync(self._mm, self.path)
 
     def close(self) -> None:
-        try:
-            self._mm.close()
-        except BufferError:  # a view is still alive somewhere; the GC will unmap it
-            pass
+        unmap(self._mm)  # (idempotent)
 
 
 class AppendLock:
@@ -176,8 +179,19 @@ class AppendLock:
             raise
 
     def release(self) -> None:
+        """Release the lock. Never fails: what the holder did under it is done (an
+        append is in the log), so a failing unlock must not be reported as its failure.
+        If ``flock(LOCK_UN)`` fails, closing the descriptor drops the lock all the same
+        (even a failing ``close(2)`` releases it), and the next ``acquire`` reopens."""
         try:
             fs.flock(self._fd, fcntl.LOCK_UN, self.path)
+        except StorageIOError:
+            fd, self._fd = self._fd, -1
+            self._pid = -1  # (acquire opens the file again)
+            try:
+                fs.close(fd)
+            except StorageIOError:
+                pass
         finally:
             self._thread_lock.release()
 
