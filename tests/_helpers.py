@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import time
 
 
@@ -17,3 +20,15 @@ def flip(path: str, pos: int, mask: int = 0xFF) -> None:
         byte = f.read(1)[0]
         f.seek(pos)
         f.write(bytes([byte ^ mask]))
+
+
+def mount_tmpfs(path: str, size: str) -> bool:
+    """Mount a tmpfs of ``size`` (``"1m"``) at ``path``: a real small disk to fill. False
+    where that is not possible (not root, no ``mount``); unmount with ``umount -l``."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    os.makedirs(path, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", path], capture_output=True
+    )
+    return done.returncode == 0

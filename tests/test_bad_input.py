@@ -14,6 +14,8 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -560,7 +562,6 @@ def test_corrupt_topic_metadata(log: streamlog.Log, root: str, case: str) -> Non
         lambda: log.partitions_for("t"),
         lambda: log.partition("t", 0),
         lambda: log.create_topic("t"),  # never overwrites it
-        lambda: log.delete_topic("t"),  # never "repairs" by deleting data
         lambda: log.create_partitions("t", 4),
         lambda: log.alter_topic_config("t", {"retention.ms": 5}),
         log.enforce_retention,
@@ -572,6 +573,10 @@ def test_corrupt_topic_metadata(log: streamlog.Log, root: str, case: str) -> Non
     # other topics stay usable
     assert log.describe_topic("other").partitions[0].end_offset == 0
     log.partition("other", 0).append(_batch())
+    # and the damaged one can be deleted on purpose (issue 11: damage must not make a
+    # topic impossible to remove; it is never removed by anything else)
+    log.delete_topic("t")
+    assert log.topics() == ["other"]
 
 
 @pytest.mark.parametrize("case", ["empty", "truncated", "unknown-version", "other-name"])
@@ -726,3 +731,542 @@ def test_partition_log_after_close(data_dir: str, root: str) -> None:
     log.close()
     for call in (lambda: plog.append(_batch()), lambda: plog.end_offset, lambda: plog.read(0)):
         raises_unchanged(root, streamlog.ClosedError, call)
+
+
+# ---------------------------------------------------------------- argument values
+# Found by outside adversarial testing: values of the right type but out of any
+# usable range (huge ints, NaN, inf, digit strings past Python's conversion limit),
+# which used to pass the checks and fail later, somewhere else, or never return.
+
+HUGE_INTS = [2**31, 2**63, 2**64, 10**20]
+
+
+def _vid(value: object) -> str:
+    """A short test id for a (maybe huge) value."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"{'-' if value < 0 else ''}int{value.bit_length()}bits"
+    text = repr(value)
+    return text if len(text) <= 12 else f"{text[:6]}..x{len(text)}"
+
+
+@pytest.mark.parametrize("value", HUGE_INTS, ids=_vid)
+@pytest.mark.parametrize("key", ["linger_ms", "max_block_ms", "batch_size", "max_request_size"])
+def test_producer_settings_out_of_range_refused_at_construction(
+    log: streamlog.Log, root: str, key: str, value: int
+) -> None:
+    """``linger_ms=10**20`` was accepted, and the sender thread died of OverflowError at
+    its first wait: every later record silently never completed."""
+    err = raises_unchanged(root, streamlog.ConfigError, lambda: log.producer(**{key: value}))
+    assert key in str(err) and str(2**31 - 1) in str(err)
+
+
+def test_producer_longest_durations_still_work(log: streamlog.Log) -> None:
+    with log.producer(linger_ms=2**31 - 1, max_block_ms=2**31 - 1, buffer_memory=2**63 - 1) as p:
+        fut = p.send("t", b"v", partition=1)
+        p.flush(timeout_ms=10_000)  # a flush ends the linger
+        assert fut.result(timeout=10).offset == 0
+
+
+@pytest.mark.parametrize("value", [*HUGE_INTS, 0, -1, 1.5, float("nan"), True, "5"], ids=_vid)
+@pytest.mark.parametrize(
+    "key",
+    [
+        "session_timeout_ms",
+        "heartbeat_interval_ms",
+        "max_poll_interval_ms",
+        "auto_commit_interval_ms",
+        "metadata_max_age_ms",
+        "max_poll_records",
+        "max_partition_fetch_bytes",
+        "fetch_max_bytes",
+    ],
+)
+def test_consumer_settings_out_of_range_refused_at_construction(
+    log: streamlog.Log, root: str, key: str, value: object
+) -> None:
+    config: dict[str, object] = {"group_id": "g", key: value}
+    if key == "heartbeat_interval_ms" and value in HUGE_INTS:
+        config["session_timeout_ms"] = 2**31 - 1  # the range, not the order, is refused
+    err = raises_unchanged(root, streamlog.ConfigError, lambda: log.consumer(**config))
+    assert key in str(err)
+
+
+def _sender_died(producer: streamlog.Producer, fut: Any) -> BaseException:
+    err = fut.exception(timeout=10)
+    assert isinstance(err, streamlog.IllegalStateError), err
+    assert isinstance(err.__cause__, RuntimeError) and "boom" in str(err)
+    return err
+
+
+def test_sender_death_fails_pending_and_later_sends(
+    log: streamlog.Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sender thread dying of anything (here: its write raising a non-streamlog
+    error) fails every pending record and every later send, loudly; flush and close
+    return."""
+    producer = log.producer(linger_ms=60_000)
+    early = producer.send("t", b"kept", partition=1)
+    producer.flush(timeout_ms=10_000)
+    assert early.result(timeout=10).offset == 0
+
+    def boom(batches: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(producer, "_write", boom)
+    pending = [producer.send("t", b"lost", partition=p) for p in (0, 1, 1)]
+    producer.flush(timeout_ms=10_000)  # returns: every future is done (failed)
+    for fut in pending:
+        _sender_died(producer, fut)
+    with pytest.raises(streamlog.IllegalStateError, match="boom") as info:
+        producer.send("t", b"later", partition=0)
+    assert isinstance(info.value.__cause__, RuntimeError)
+    producer.flush()  # no limit, and nothing left: returns at once
+    producer.close(timeout_ms=10_000)
+    with pytest.raises(streamlog.ClosedError):
+        producer.send("t", b"after close")
+    assert [p.end_offset for p in log.describe_topic("t").partitions] == [3, 1]
+
+
+def test_sender_death_fails_queued_records_without_a_flush(
+    log: streamlog.Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Death between writes (records still lingering in open batches): they fail at
+    once, not at the next flush."""
+    producer = log.producer(linger_ms=60_000)
+
+    def boom() -> float | None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(producer, "_next_deadline", boom)
+    fut = producer.send("t", b"lingering", partition=1)  # wakes the sender: it dies
+    _sender_died(producer, fut)
+    with pytest.raises(streamlog.IllegalStateError, match="boom"):
+        producer.send("t", b"later", partition=1)
+    producer.close()
+    assert log.describe_topic("t").partitions[1].end_offset == 0
+
+
+def test_sender_death_wakes_a_send_blocked_on_buffer_memory(
+    log: streamlog.Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    producer = log.producer(buffer_memory=1000, max_block_ms=60_000)
+    writing = threading.Event()
+    release = threading.Event()
+
+    def stuck(batches: object) -> None:
+        writing.set()
+        release.wait(10)
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(producer, "_write", stuck)
+    first = producer.send("t", b"x" * 900, partition=1)
+    assert writing.wait(10)
+    outcome: list[object] = []
+
+    def blocked_send() -> None:
+        try:
+            outcome.append(producer.send("t", b"y" * 900, partition=1))
+        except BaseException as e:
+            outcome.append(e)
+
+    sender = threading.Thread(target=blocked_send)
+    sender.start()
+    time.sleep(0.05)  # the second send waits for buffer space
+    assert not outcome
+    release.set()
+    sender.join(10)
+    assert not sender.is_alive()
+    assert isinstance(outcome[0], streamlog.IllegalStateError), outcome
+    _sender_died(producer, first)
+    producer.close(timeout_ms=10_000)
+
+
+@pytest.mark.parametrize("ts", [2**63, 2**64, 10**20, 10**5000], ids=_vid)
+def test_send_timestamp_beyond_int64_refused_at_the_call(
+    log: streamlog.Log, root: str, ts: int
+) -> None:
+    """``timestamp_ms=2**63`` was accepted; its batch then failed to encode (struct.error),
+    taking a valid record of the same batch with it."""
+    with log.producer(linger_ms=60_000) as producer:
+        before = producer.send("t", b"a", partition=1, timestamp_ms=2**63 - 1)
+        err = raises_unchanged(
+            root,
+            ValueError,
+            lambda: producer.send("t", b"b", partition=1, timestamp_ms=ts),
+        )
+        assert "timestamp_ms" in str(err) and str(2**63 - 1) in str(err)
+        after = producer.send("t", b"c", partition=1, timestamp_ms=5)
+        producer.flush(timeout_ms=10_000)
+        assert (before.result(10).offset, after.result(10).offset) == (0, 1)
+    consumer = log.consumer(auto_offset_reset="earliest")
+    try:
+        consumer.assign([TopicPartition("t", 1)])
+        records = consumer.poll(timeout_ms=5000)[TopicPartition("t", 1)]
+        assert [(r.value, r.timestamp) for r in records] == [(b"a", 2**63 - 1), (b"c", 5)]
+    finally:
+        consumer.close()
+
+
+INFINITE_TIMEOUTS: list[object] = [float("inf"), 2**63, 2**64, 10**20, 10**400]
+BAD_TIMEOUTS: list[tuple[object, type[Exception]]] = [
+    (float("nan"), ValueError),
+    (-1, ValueError),
+    (-0.5, ValueError),
+    (float("-inf"), ValueError),
+    (-(10**400), ValueError),
+    (True, TypeError),
+    (False, TypeError),
+    ("10", TypeError),
+    (("t", 0), TypeError),
+]
+
+
+@pytest.mark.parametrize("timeout", INFINITE_TIMEOUTS, ids=_vid)
+def test_producer_huge_timeouts_mean_no_limit(log: streamlog.Log, timeout: Any) -> None:
+    """``flush(timeout_ms=huge)`` and ``close(timeout_ms=huge or inf)`` raised OverflowError
+    (thread waits stop at threading.TIMEOUT_MAX); they wait without a limit now."""
+    producer = log.producer(linger_ms=60_000)
+    fut = producer.send("t", b"v", partition=1)
+    producer.flush(timeout_ms=timeout)
+    assert fut.result(timeout=timeout).offset == 0
+    assert fut.exception(timeout=timeout) is None
+    producer.send("t", b"w", partition=1)
+    producer.close(timeout_ms=timeout)
+    assert log.describe_topic("t").partitions[1].end_offset == 2
+
+
+@pytest.mark.parametrize(("timeout", "exc"), BAD_TIMEOUTS, ids=_vid)
+def test_producer_bad_timeouts_refused_before_anything_changes(
+    log: streamlog.Log, root: str, timeout: Any, exc: type[Exception]
+) -> None:
+    producer = log.producer(linger_ms=60_000)
+    fut = producer.send("t", b"v", partition=1)
+    raises_unchanged(root, exc, lambda: producer.flush(timeout_ms=timeout))
+    raises_unchanged(root, exc, lambda: producer.close(timeout_ms=timeout))
+    raises_unchanged(root, exc, lambda: fut.result(timeout=timeout))
+    raises_unchanged(root, exc, lambda: fut.exception(timeout=timeout))
+    # the refused close left the producer open and working
+    producer.send("t", b"w", partition=1)
+    producer.close(timeout_ms=10_000)
+    assert fut.result(timeout=0).offset == 0
+    assert log.describe_topic("t").partitions[1].end_offset == 2
+
+
+@pytest.mark.parametrize(("timeout", "exc"), BAD_TIMEOUTS, ids=_vid)
+def test_poll_bad_timeouts_refused(
+    log: streamlog.Log, root: str, timeout: Any, exc: type[Exception]
+) -> None:
+    """``poll(timeout_ms=float("nan"))`` never returned."""
+    consumer = log.consumer(auto_offset_reset="earliest")
+    try:
+        consumer.assign([TopicPartition("t", 0)])
+        t0 = time.monotonic()
+        raises_unchanged(root, exc, lambda: consumer.poll(timeout_ms=timeout))
+        assert time.monotonic() - t0 < 5
+        assert consumer.position(TopicPartition("t", 0)) == 0  # nothing was read
+    finally:
+        consumer.close()
+
+
+@pytest.mark.parametrize("value", [float("nan"), -1, float("-inf"), True, "5"], ids=repr)
+def test_consumer_timeout_ms_nan_refused(log: streamlog.Log, root: str, value: object) -> None:
+    err = raises_unchanged(
+        root, streamlog.ConfigError, lambda: log.consumer(consumer_timeout_ms=value)
+    )
+    assert "consumer_timeout_ms" in str(err)
+
+
+@pytest.mark.parametrize("timeout", INFINITE_TIMEOUTS, ids=_vid)
+def test_poll_without_limit_returns_records_and_stops_at_close(
+    log: streamlog.Log, timeout: Any
+) -> None:
+    consumer = log.consumer(auto_offset_reset="earliest")
+    consumer.assign([TopicPartition("t", 1)])
+    got: list[object] = []
+
+    def poll() -> None:
+        try:
+            got.append(consumer.poll(timeout_ms=timeout))
+            got.append(consumer.poll(timeout_ms=timeout))  # returns {} at close
+        except BaseException as e:
+            got.append(e)
+
+    reader = threading.Thread(target=poll)
+    reader.start()
+    time.sleep(0.05)
+    with log.producer() as producer:
+        producer.send("t", b"v", partition=1)
+    deadline = time.monotonic() + 10
+    while len(got) < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    consumer.close()
+    reader.join(10)
+    assert not reader.is_alive()
+    assert [r.value for r in got[0][TopicPartition("t", 1)]] == [b"v"]  # type: ignore[index]
+    assert got[1] == {}
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), 10**20, None], ids=repr)
+def test_iterator_without_timeout_stops_at_close(log: streamlog.Log, timeout: Any) -> None:
+    consumer = log.consumer(auto_offset_reset="earliest", consumer_timeout_ms=timeout)
+    consumer.assign([TopicPartition("t", 0)])
+    seen: list[bytes] = []
+
+    def read() -> None:
+        for record in consumer:
+            assert record.value is not None
+            seen.append(record.value)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    deadline = time.monotonic() + 10
+    while len(seen) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    consumer.close()
+    reader.join(10)
+    assert not reader.is_alive()
+    assert seen == [b"x"] * 3
+
+
+def test_plain_tuples_are_topic_partitions_everywhere(log: streamlog.Log) -> None:
+    """``offsets_for_times({("t", 0): 5})`` raised AttributeError while
+    ``beginning_offsets`` accepted the tuple: every call takes either now."""
+    TP = TopicPartition("t", 0)
+    tp = ("t", 0)
+    log.partition("t", 0).append(prepare_batch([b"late"], timestamps=now_ms() + 60_000))
+    consumer = log.consumer(group_id="g", enable_auto_commit=False, auto_offset_reset="earliest")
+    try:
+        consumer.assign([tp])
+        assert consumer.assignment() == {TP}
+        for result in (
+            consumer.beginning_offsets([tp]),
+            consumer.end_offsets([tp]),
+            consumer.offsets_for_times({tp: now_ms() + 30_000}),
+        ):
+            assert [type(k) for k in result] == [TopicPartition]
+        assert consumer.beginning_offsets([tp]) == {TP: 0}
+        assert consumer.end_offsets([tp]) == {TP: 4}
+        found = consumer.offsets_for_times({tp: now_ms() + 30_000})[TP]
+        assert found is not None and found.offset == 3
+        consumer.seek(tp, 1)
+        assert consumer.position(tp) == 1
+        assert consumer.current_lag(tp) == 3
+        consumer.pause(tp)
+        assert consumer.paused() == {TP}
+        assert consumer.poll(timeout_ms=0) == {}
+        consumer.resume(tp)
+        assert consumer.paused() == set()
+        consumer.seek_to_end(tp)
+        assert consumer.position(tp) == 4
+        consumer.seek_to_beginning(tp)
+        assert consumer.position(tp) == 0
+        consumer.commit({tp: 2})
+        assert consumer.committed(tp) == 2
+        consumer.commit_async({tp: streamlog.OffsetAndMetadata(3, "m")})
+        consumer.commit()  # waits for the async one
+    finally:
+        consumer.close()
+    assert log.delete_records({tp: 1}) == {TP: 1}
+    assert [type(k) for k in log.delete_records({tp: 1})] == [TopicPartition]
+
+
+BAD_TPS: list[object] = [
+    ("t",),
+    ("t", 0, 1),
+    ["t", 0],
+    (0, "t"),
+    (b"t", 0),
+    ("t", 1.0),
+    ("t", True),
+    ("t", None),
+    "t0",
+    5,
+    None,
+]
+
+
+@pytest.mark.parametrize("bad", BAD_TPS, ids=repr)
+def test_bad_topic_partitions_are_type_errors(log: streamlog.Log, root: str, bad: Any) -> None:
+    consumer = log.consumer(group_id="g", enable_auto_commit=False)
+    try:
+        consumer.assign([TopicPartition("t", 0), TopicPartition("t", 1)])
+        consumer.seek(TopicPartition("t", 0), 1)
+        calls: list[Callable[[], object]] = [
+            lambda: consumer.assign([bad]),
+            lambda: consumer.beginning_offsets([bad]),
+            lambda: consumer.end_offsets([bad]),
+            lambda: consumer.seek(bad, 0),
+            lambda: consumer.position(bad),
+            lambda: consumer.current_lag(bad),
+            lambda: consumer.pause(TopicPartition("t", 0), bad),
+            lambda: consumer.resume(TopicPartition("t", 0), bad),
+            lambda: consumer.seek_to_beginning(TopicPartition("t", 0), bad),
+            lambda: consumer.committed(bad),
+            lambda: consumer.commit({bad: 0}),
+        ]
+        if isinstance(bad, (tuple, str, int)) or bad is None:  # hashable: a mapping key
+            calls.append(lambda: consumer.offsets_for_times({bad: 0}))
+        for call in calls:
+            raises_unchanged(root, TypeError, call)
+        # nothing changed: the good partition of the refused calls neither
+        assert consumer.paused() == set() and consumer.position(TopicPartition("t", 0)) == 1
+    finally:
+        consumer.close()
+
+
+@pytest.mark.parametrize(
+    ("call", "exc"),
+    [
+        (lambda c: c.seek(TopicPartition("t", 0), 2**63), ValueError),
+        (lambda c: c.seek(TopicPartition("t", 0), 10**5000), ValueError),
+        (lambda c: c.offsets_for_times({TopicPartition("t", 0): 2**63}), ValueError),
+        (lambda c: c.offsets_for_times({TopicPartition("t", 0): float("nan")}), TypeError),
+        (lambda c: c.offsets_for_times([(TopicPartition("t", 0), 5)]), TypeError),
+        (lambda c: c.commit({TopicPartition("t", 0): 2**64}), ValueError),
+        (lambda c: c.commit({TopicPartition("t", 0): -0.0}), TypeError),
+        (lambda c: c.poll(timeout_ms=0, max_records=10**5000), None),
+        (lambda c: c.seek(("t", 2**31), 0), ValueError),
+        (lambda c: c.beginning_offsets([("t", 10**5000)]), ValueError),
+        (lambda c: c.pause(("t", 10**5000)), ValueError),
+    ],
+    ids=[
+        "seek-2**63",
+        "seek-huge",
+        "oft-2**63",
+        "oft-nan",
+        "oft-list",
+        "commit-2**64",
+        "commit-neg-zero",
+        "poll-max-records-huge",
+        "seek-partition-2**31",
+        "offsets-partition-huge",
+        "pause-partition-huge",
+    ],
+)
+def test_consumer_offsets_and_timestamps_are_int64(
+    log: streamlog.Log, root: str, call: Any, exc: type[Exception] | None
+) -> None:
+    consumer = log.consumer(group_id="g", enable_auto_commit=False, auto_offset_reset="earliest")
+    try:
+        consumer.assign([TopicPartition("t", 0)])
+        consumer.seek(TopicPartition("t", 0), 1)
+        if exc is None:
+            call(consumer)  # works
+        else:
+            raises_unchanged(root, exc, lambda: call(consumer))
+            assert consumer.position(TopicPartition("t", 0)) == 1
+            assert consumer.committed(TopicPartition("t", 0)) is None
+    finally:
+        consumer.close()
+
+
+@pytest.mark.parametrize(
+    ("offsets", "exc"),
+    [
+        ({("t", 0): float("nan")}, TypeError),
+        ({("t", 0): 1.5}, TypeError),
+        ({("t", 0): True}, TypeError),
+        ({("t", 0): "1"}, TypeError),
+        ({("t", 0): 2**64}, streamlog.OffsetOutOfRangeError),
+        ({("t", 0): 10**5000}, streamlog.OffsetOutOfRangeError),
+        ({("t",): 1}, TypeError),
+        ([(("t", 0), 1)], TypeError),
+        ({TopicPartition("t", 1): 0, TopicPartition("t", 0): 1.5}, TypeError),
+        ({("t", 2**31): 0}, ValueError),
+        ({("t", 10**5000): 0}, ValueError),
+    ],
+    ids=[
+        "nan",
+        "float",
+        "bool",
+        "str",
+        "2**64",
+        "huge",
+        "short-key",
+        "list",
+        "second-bad",
+        "partition-2**31",
+        "partition-huge",
+    ],
+)
+def test_delete_records_bad_values(
+    log: streamlog.Log, root: str, offsets: Any, exc: type[Exception]
+) -> None:
+    """A float offset used to reach the state file's struct.pack (struct.error), a plain
+    tuple key raised AttributeError; every entry is checked before any is applied."""
+    raises_unchanged(root, exc, lambda: log.delete_records(offsets))
+    assert log.describe_topic("t").partitions[0].log_start_offset == 0
+
+
+@pytest.mark.parametrize(
+    "value", [2**31, 2**63, 10**20, -1, 1.5, float("inf"), True, "5"], ids=repr
+)
+def test_lock_timeout_out_of_range(root: str, value: object) -> None:
+    path = os.path.join(root, "data")
+    raises_unchanged(
+        root, streamlog.ConfigError, lambda: streamlog.open(path, lock_timeout_ms=value)
+    )
+    assert not os.path.exists(path)
+
+
+NUMERIC_TOPIC_KEYS = [
+    "segment.bytes",
+    "segment.ms",
+    "segment.index.bytes",
+    "index.interval.bytes",
+    "retention.ms",
+    "retention.bytes",
+    "max.message.bytes",
+    "delete.retention.ms",
+]
+HUGE_CONFIG_VALUES: list[object] = [
+    "9" * 5000,
+    "-" + "9" * 5000,
+    " " + "9" * 5000 + " ",
+    "9" * 21,
+    10**5000,
+    -(10**5000),
+    2**63,
+    2**64,
+]
+
+
+@pytest.mark.parametrize("value", HUGE_CONFIG_VALUES, ids=_vid)
+@pytest.mark.parametrize("key", NUMERIC_TOPIC_KEYS)
+def test_huge_numbers_in_topic_config_are_config_errors(
+    log: streamlog.Log, root: str, key: str, value: object
+) -> None:
+    """``{"retention.ms": "9" * 5000}`` raised Python's digit-limit ValueError instead of
+    a ConfigError naming the key."""
+    before = log.describe_topic("t").config
+    for call in (
+        lambda: log.create_topic("new", 1, {key: value}),
+        lambda: log.alter_topic_config("t", {key: value}),
+        lambda: streamlog.TopicConfig.from_dict({key: value}),
+    ):
+        err = raises_unchanged(root, streamlog.ConfigError, call)
+        assert key in str(err) and "between" in str(err)
+        assert len(str(err)) < 200
+    assert log.topics() == ["t"]
+    assert log.describe_topic("t").config == before
+
+
+def test_leading_zeros_do_not_count_as_digits(log: streamlog.Log) -> None:
+    config = {"retention.ms": "0" * 5000 + "7", "retention.bytes": "-0" + "0" * 5000}
+    log.create_topic("new", 1, config)
+    described = log.describe_topic("new").config
+    assert (described["retention.ms"], described["retention.bytes"]) == (7, 0)
+
+
+def test_huge_digit_config_on_the_command_line(log: streamlog.Log, root: str) -> None:
+    from tests.cli._run import cli
+
+    with unchanged(root):
+        for args in (
+            ("topics", "--create", "--topic", "new", "--config", "retention.ms=" + "9" * 5000),
+            ("topics", "--alter", "--topic", "t", "--config", "segment.ms=" + "9" * 5000),
+        ):
+            proc = cli(log.path, *args)
+            assert proc.returncode != 0
+            assert "must be between" in proc.stderr and "5000 digits" in proc.stderr, proc.stderr
+            assert "Traceback" not in proc.stderr

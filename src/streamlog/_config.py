@@ -17,15 +17,25 @@ make those right after ``from_kwargs``.
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from ._names import check_name
+from ._names import check_name, short_repr
 from .errors import ConfigError
 
-__all__ = ["ConsumerConfig", "ProducerConfig", "TopicConfig", "next_client_id"]
+__all__ = [
+    "INT32_MAX",
+    "INT64_MAX",
+    "ConsumerConfig",
+    "ProducerConfig",
+    "TopicConfig",
+    "next_client_id",
+    "short_repr",
+    "wait_seconds",
+]
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -99,7 +109,9 @@ class TopicConfig:
                 if (key, raw) in _NOT_YET:
                     raise ConfigError(f"{key}={raw!r}: {_NOT_YET[key, raw]}")
                 if raw not in allowed:
-                    raise ConfigError(f"{key} must be one of {', '.join(allowed)}; got {raw!r}")
+                    raise ConfigError(
+                        f"{key} must be one of {', '.join(allowed)}; got {short_repr(raw)}"
+                    )
                 values[attr] = raw
             else:
                 raise ConfigError(
@@ -128,18 +140,31 @@ def known_keys() -> list[str]:
     return sorted([*_INT_KEYS, *_STR_KEYS])
 
 
+# Longest decimal string parsed as a number (leading zeros aside): every range
+# here fits in 19 digits. Anything longer is out of range without converting it
+# (int() of a string of more than 4300 digits raises a ValueError of its own,
+# and shorter ones still cost quadratic time).
+_MAX_DIGITS = 20
+
+
 def _as_int(key: str, raw: object, low: int, high: int) -> int:
     if isinstance(raw, bool) or not isinstance(raw, (int, str)):
         raise ConfigError(f"{key} must be an int, not {type(raw).__name__}")
     if isinstance(raw, str):
         text = raw.strip()
-        if not text.removeprefix("-").isdigit() or not text.isascii():  # not "--5"
-            raise ConfigError(f"{key} must be an integer; got {raw!r}")
-        value = int(text)
+        digits = text.removeprefix("-")
+        if not digits.isdigit() or not text.isascii():  # not "--5"
+            raise ConfigError(f"{key} must be an integer; got {short_repr(raw)}")
+        significant = digits.lstrip("0") or "0"
+        if len(significant) > _MAX_DIGITS:
+            raise ConfigError(
+                f"{key} must be between {low} and {high}; got a number of {len(significant)} digits"
+            )
+        value = int(significant) * (-1 if text.startswith("-") else 1)
     else:
         value = raw
     if not low <= value <= high:
-        raise ConfigError(f"{key} must be between {low} and {high}; got {value}")
+        raise ConfigError(f"{key} must be between {low} and {high}; got {short_repr(value)}")
     return value
 
 
@@ -150,6 +175,14 @@ assert {f.name for f in fields(TopicConfig)} == {
 
 
 # ---------------------------------------------------------------------- clients
+
+#: Upper bound of every duration in ms and of every size and count of the clients
+#: (Java's int, Kafka's type for most of them; 2**31-1 ms is about 24.8 days, and
+#: fits every thread wait). ``buffer_memory`` is a long in Kafka and here.
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+# the longest timeout a thread wait takes: a longer one means "no limit"
+_WAIT_MAX = int(threading.TIMEOUT_MAX)
 
 
 @dataclass(frozen=True)
@@ -187,15 +220,15 @@ class ProducerConfig:
         _check_known("producer", cls, config)
         cfg: dict[str, Any] = {**_defaults(cls), **config}
         cfg["acks"] = _check_acks(cfg["acks"])
-        _check_int(cfg, "linger_ms", 0)
-        _check_int(cfg, "batch_size", 0)
-        _check_int(cfg, "max_request_size", 1)
-        _check_int(cfg, "buffer_memory", 1)
-        _check_int(cfg, "max_block_ms", 0)
+        _check_int(cfg, "linger_ms", 0, INT32_MAX)
+        _check_int(cfg, "batch_size", 0, INT32_MAX)
+        _check_int(cfg, "max_request_size", 1, INT32_MAX)
+        _check_int(cfg, "buffer_memory", 1, INT64_MAX)
+        _check_int(cfg, "max_block_ms", 0, INT32_MAX)
         compression = cfg["compression_type"]
         if compression not in (None, "none", "zstd"):
             raise ConfigError(
-                f"compression_type {compression!r} is not supported; use None or 'zstd'"
+                f"compression_type {short_repr(compression)} is not supported; use None or 'zstd'"
             )
         _check_callables(cfg, "key_serializer", "value_serializer")
         if cfg["transactional_id"] is not None:
@@ -254,20 +287,26 @@ class ConsumerConfig:
         if cfg["auto_offset_reset"] not in ("earliest", "latest", "none"):
             raise ConfigError(
                 "auto_offset_reset must be 'earliest', 'latest' or 'none'; "
-                f"got {cfg['auto_offset_reset']!r}"
+                f"got {short_repr(cfg['auto_offset_reset'])}"
             )
         if cfg["isolation_level"] not in ("read_uncommitted", "read_committed"):
             raise ConfigError(
                 "isolation_level must be 'read_uncommitted' or 'read_committed'; "
-                f"got {cfg['isolation_level']!r}"
+                f"got {short_repr(cfg['isolation_level'])}"
             )
         for name in ("max_poll_records", "max_partition_fetch_bytes", "fetch_max_bytes"):
             v = cfg[name]
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{name} must be a positive int; got {v!r}")
+                raise ConfigError(f"{name} must be a positive int; got {short_repr(v)}")
+            if v > INT32_MAX:
+                raise ConfigError(f"{name} must be <= {INT32_MAX}; got {short_repr(v)}")
         ct = cfg["consumer_timeout_ms"]
-        if ct is not None and (isinstance(ct, bool) or not isinstance(ct, (int, float)) or ct < 0):
-            raise ConfigError(f"consumer_timeout_ms must be a number >= 0; got {ct!r}")
+        # a timeout, as poll's: any number >= 0, float("inf") (kafka-python's default) or
+        # anything longer than a thread can wait meaning "no timeout"; not NaN
+        if ct is not None and (
+            isinstance(ct, bool) or not isinstance(ct, (int, float)) or not ct >= 0
+        ):
+            raise ConfigError(f"consumer_timeout_ms must be a number >= 0; got {short_repr(ct)}")
         _check_callables(cfg, "key_deserializer", "value_deserializer")
         _check_group(cfg, explicit_auto_commit="enable_auto_commit" in config)
         return cls(**cfg)
@@ -322,15 +361,17 @@ def _check_acks(acks: object) -> int | str:
         return "all"
     if acks in (0, 1, "0", "1") and not isinstance(acks, bool):
         return 0 if acks in (0, "0") else 1
-    raise ConfigError(f"acks must be 0, 1 or 'all'; got {acks!r}")
+    raise ConfigError(f"acks must be 0, 1 or 'all'; got {short_repr(acks)}")
 
 
-def _check_int(cfg: Mapping[str, Any], name: str, low: int) -> int:
+def _check_int(cfg: Mapping[str, Any], name: str, low: int, high: int) -> int:
     value = cfg[name]
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{name} must be an int, not {type(value).__name__}")
     if value < low:
-        raise ConfigError(f"{name} must be >= {low}; got {value}")
+        raise ConfigError(f"{name} must be >= {low}; got {short_repr(value)}")
+    if value > high:
+        raise ConfigError(f"{name} must be <= {high}; got {short_repr(value)}")
     return value
 
 
@@ -343,8 +384,38 @@ def _check_callables(cfg: Mapping[str, Any], *names: str) -> None:
 def _positive_ms(cfg: Mapping[str, Any], name: str) -> int:
     v = cfg[name]
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ConfigError(f"{name} must be a positive int (milliseconds); got {v!r}")
+        raise ConfigError(f"{name} must be a positive int (milliseconds); got {short_repr(v)}")
+    if v > INT32_MAX:
+        raise ConfigError(f"{name} must be <= {INT32_MAX} (milliseconds); got {short_repr(v)}")
     return v
+
+
+def wait_seconds(name: str, value: object, *, unit: float = 1000.0) -> float | None:
+    """Check a call's timeout (``value`` in ms, or in seconds with ``unit=1``) and return it
+    in seconds for a thread wait; None means "wait without a limit".
+
+    Any int or float >= 0 is accepted (``-0.0`` is 0). ``None``, ``float("inf")`` and any
+    value longer than a thread can wait (``threading.TIMEOUT_MAX``, about 292 years)
+    mean no limit: such a wait is as good as forever, and threading would raise
+    ``OverflowError`` on it. ``NaN`` and negative values raise ``ValueError``; a bool or a
+    non-number raises ``TypeError``.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number or None, not {type(value).__name__}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0; got {short_repr(value)}")
+        if value > _WAIT_MAX * unit:  # compared as ints: value / unit may not fit a float
+            return None
+        return value / unit
+    if math.isnan(value):
+        raise ValueError(f"{name} must be a number >= 0, not NaN")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0; got {short_repr(value)}")
+    seconds = value / unit
+    return None if seconds > _WAIT_MAX else seconds + 0.0  # (-0.0 becomes 0.0)
 
 
 def _check_group(cfg: dict[str, Any], *, explicit_auto_commit: bool) -> None:

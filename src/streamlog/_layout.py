@@ -8,6 +8,7 @@
         instance.lock                   who has the directory open (storage._datadir)
         clean-shutdown                  present while closed cleanly (storage._datadir)
         catalog.lock                    guards topic create/delete/grow (coordination._catalog)
+        catalog.version                 a change counter readers map (coordination._catalog)
         topics/<topic>.json             the topic catalog (coordination._catalog)
         groups/<group>/                 one consumer group (coordination._groupstore)
           group.lock  state.json  version  members/<member id>
@@ -61,12 +62,25 @@ def catalog_dir(root: str) -> str:
     return os.path.join(meta_dir(root), "topics")
 
 
+def catalog_version(root: str) -> str:
+    """8 bytes, a u64 bumped after every catalog change (readers map it)."""
+    return os.path.join(meta_dir(root), "catalog.version")
+
+
 def catalog_lock(root: str) -> str:
     return os.path.join(meta_dir(root), "catalog.lock")
 
 
 def topic_meta_file(root: str, topic: str) -> str:
     return os.path.join(catalog_dir(root), f"{topic}.json")
+
+
+def topic_deleting_file(root: str, topic: str) -> str:
+    """A topic's catalog file renamed to ``<topic>.del`` marks its deletion under way."""
+    return os.path.join(catalog_dir(root), f"{topic}{DELETING_SUFFIX}")
+
+
+DELETING_SUFFIX = ".del"  # 249-character name + 4 <= NAME_MAX (255)
 
 
 def topic_dir(root: str, topic: str) -> str:

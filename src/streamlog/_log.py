@@ -7,12 +7,14 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ._config import INT32_MAX, INT64_MAX, short_repr
+from ._names import check_partition, check_topic_name
 from ._structs import GroupDescription, TopicDescription, TopicPartition
 from .clients._consumer import Consumer
 from .clients._producer import Producer
 from .coordination import _groupadmin
 from .coordination._manager import LogManager
-from .errors import ConfigError
+from .errors import ConfigError, OffsetOutOfRangeError
 from .storage._partition import PartitionLog, RecoveryReport
 
 __all__ = ["Log", "open"]
@@ -33,6 +35,15 @@ class Log:
         lock_timeout_ms: int = 10_000,
         clock: Callable[[], float] | None = None,
     ) -> None:
+        if isinstance(lock_timeout_ms, bool) or not isinstance(lock_timeout_ms, int):
+            raise ConfigError(
+                f"lock_timeout_ms must be an int, not {type(lock_timeout_ms).__name__}"
+            )
+        if not 0 <= lock_timeout_ms <= INT32_MAX:
+            raise ConfigError(
+                f"lock_timeout_ms must be between 0 and {INT32_MAX}; "
+                f"got {short_repr(lock_timeout_ms)}"
+            )
         self._manager = LogManager(path, lock_timeout_ms=lock_timeout_ms, clock=clock)
 
     @property
@@ -92,9 +103,13 @@ class Log:
     def delete_records(self, offsets: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
         """Move each partition's log start offset up (Kafka's ``deleteRecords``).
 
-        Returns the new log start offset of each partition.
+        Returns the new log start offset of each partition. Keys are ``TopicPartition``
+        or plain ``(topic, partition)`` tuples. Every entry is checked before any
+        partition is changed: a bad topic name raises ``InvalidTopicError``, a bad
+        partition or offset ``TypeError``/``ValueError``; an offset outside a partition's
+        ``[log start, end]`` raises ``OffsetOutOfRangeError``.
         """
-        return self._manager.delete_records(offsets)
+        return self._manager.delete_records(_check_delete_records(offsets))
 
     def enforce_retention(self) -> int:
         """Apply ``retention.ms`` / ``retention.bytes`` to every partition now.
@@ -197,3 +212,34 @@ def open(path: str | os.PathLike[str], **options: Any) -> Log:
     if unknown:
         raise ConfigError(f"unknown option(s) {sorted(unknown)}; known: {sorted(known)}")
     return Log(path, **options)
+
+
+def _check_delete_records(offsets: object) -> dict[TopicPartition, int]:
+    if not isinstance(offsets, Mapping):
+        raise TypeError(
+            f"offsets must be a mapping of TopicPartition to an offset, "
+            f"not {type(offsets).__name__}"
+        )
+    checked: dict[TopicPartition, int] = {}
+    for key, offset in offsets.items():
+        if not isinstance(key, tuple) or len(key) != 2:
+            raise TypeError(
+                f"expected a TopicPartition or a (topic, partition) tuple, not {short_repr(key)}"
+            )
+        topic, partition = key
+        check_topic_name(topic)
+        check_partition(partition)
+        if partition > INT32_MAX:
+            raise ValueError(
+                f"partition must be <= {INT32_MAX} (an int32, as in Kafka); "
+                f"got {short_repr(partition)}"
+            )
+        if isinstance(offset, bool) or not isinstance(offset, int):
+            raise TypeError(f"offset must be an int, not {type(offset).__name__}")
+        if not -INT64_MAX - 1 <= offset <= INT64_MAX:  # not an offset at all: no need to look
+            raise OffsetOutOfRangeError(
+                f"cannot delete records before {short_repr(offset)}: offsets are int64",
+                offset=offset,
+            )
+        checked[TopicPartition(topic, partition)] = offset
+    return checked

@@ -17,7 +17,9 @@ points), then:
   ``enforce_retention`` after batch 6 (printing ``D <end>``: an upper bound);
 - commits offset ``<RUN>*100 + i`` for ``t``/0 with ``sync=True`` after
   batches 3 and 7, printing ``C <offset>`` after each;
-- creates topic ``x<RUN>`` after batch 8, printing ``T <name>``;
+- creates topic ``x<RUN>`` after batch 8, printing ``T <name>``, and after
+  batch 9 creates and deletes ``y<RUN>``, printing ``Y <name>`` before the
+  deletion and ``X <name>`` after;
 - closes, printing ``DONE``.
 
 Every line is printed and flushed after the call returned, so a line the
@@ -91,6 +93,11 @@ def main() -> None:
         elif i == 8:
             log.create_topic(f"x{run}", 1)
             say(f"T x{run}")
+        elif i == 9:
+            log.create_topic(f"y{run}", 1)
+            say(f"Y y{run}")  # asked: from now on it may be gone
+            log.delete_topic(f"y{run}")
+            say(f"X y{run}")
     store.close()
     log.close()
     say("DONE")

@@ -66,6 +66,7 @@ class History:
     start: int = 0
     commit: int = -1
     topics: set[str] = field(default_factory=lambda: {TOPIC})
+    deleted: set[str] = field(default_factory=set)
     runs: int = 0
     kills: int = 0
     records_verified: int = 0
@@ -99,6 +100,10 @@ def _parse(out: bytes, hist: History) -> bool:
             hist.commit = max(hist.commit, int(parts[1]))
         elif tag == b"T":
             hist.topics.add(parts[1].decode())
+        elif tag == b"Y":
+            hist.topics.discard(parts[1].decode())
+        elif tag == b"X":
+            hist.deleted.add(parts[1].decode())
         elif tag == b"DONE":
             done = True
         else:
@@ -110,6 +115,8 @@ def _verify(root: str, hist: History, what: str) -> None:
     with streamlog.open(root) as log:
         missing = hist.topics - set(log.topics())
         assert not missing, f"{what}: acknowledged topics lost: {missing}"
+        back = hist.deleted & set(log.topics())
+        assert not back, f"{what}: acknowledged deletions undone: {back}"
         p = log.partition(TOPIC, 0)
         view = read_partition(p)
         assert view.holes == 0, f"{what}: corrupt batches after a process crash"

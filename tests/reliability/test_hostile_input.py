@@ -8,7 +8,14 @@ close) and the client unit tests (``send`` and ``seek`` arguments). Here:
 - arguments drawn by Hypothesis for the admin, producer and consumer calls:
   every call succeeds or raises a streamlog error, ``TypeError`` or
   ``ValueError``; a call that raises changes no file, and nothing outside the
-  data directory is ever created or changed;
+  data directory is ever created or changed. The values include the hostile
+  ones that are of the right type: NaN, infinities, ``-0.0``, ``2**63``,
+  ``2**64``, ``10**20``, digit strings longer than Python converts, bools where
+  ints are expected, plain ``(topic, partition)`` tuples. Every call runs under
+  a time limit (a hang is a finding), timeouts are checked against how long the
+  call really waited, and Python's own errors for such values (``OverflowError``,
+  ``struct.error``, ``AttributeError``, the digit-limit ``ValueError``) are
+  findings;
 - the file fuzz of ``_fuzz.py`` in process (thousands of cheap cases: every
   kind of file, mutated, read every way);
 - a whole-directory fuzz in a child process (several files damaged at once,
@@ -21,12 +28,15 @@ close) and the client unit tests (``send`` and ``seek`` arguments). Here:
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import signal
 import sys
+import threading
 import time
 import tracemalloc
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -48,6 +58,35 @@ from ._figures import record
 
 # ---------------------------------------------------------------- fuzzed arguments
 
+# Values of the right type, or nearly, that pass naive checks: each found a defect once.
+HOSTILE_VALUES: list[Any] = [
+    math.nan,
+    math.inf,
+    -math.inf,
+    -0.0,
+    0.5,
+    2**31 - 1,
+    2**31,
+    2**63 - 1,
+    2**63,
+    2**64,
+    10**20,
+    -(2**63),
+    -(2**63) - 1,
+    "9" * 5000,
+    "-" + "9" * 5000,
+    "0" * 5000 + "1",
+    "12",
+    True,
+    False,
+    ("t", 0),
+    ("t", 1),
+    TopicPartition("t", 0),
+    ("t",),
+    ("t", 0, 0),
+    (0, "t"),
+]
+_hostile = st.sampled_from(HOSTILE_VALUES)
 _anything = st.one_of(
     st.none(),
     st.booleans(),
@@ -57,6 +96,8 @@ _anything = st.one_of(
     st.binary(max_size=20),
     st.lists(st.integers(), max_size=3),
     st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+    _hostile,
+    _hostile,
 )
 _name = st.one_of(
     st.sampled_from(["t", "u", "..", "a/b", "", "x" * 250]), st.text(max_size=12), _anything
@@ -126,12 +167,367 @@ def test_fuzzed_arguments(
         log.describe_topic("t")
         before = snapshot(top)
         try:
-            _call(log, which, a, b, c)
-        except (StreamlogError, TypeError, ValueError):
+            what = f"{which}({a!r:.40}, {b!r:.40}, {c!r:.40})"
+            _in_time(lambda: _call(log, which, a, b, c), what)
+        except (StreamlogError, TypeError, ValueError) as e:
+            _documented(e)
             assert_unchanged(before, top)  # a refused call changes nothing
         # nothing outside the data directory, whatever happened
         outside = {k: v for k, v in snapshot(top).items() if not k.startswith("data")}
         assert outside == {k: v for k, v in before.items() if not k.startswith("data")}
+
+
+# ---------------------------------------------------------------- fuzzed client arguments
+
+_CALL_LIMIT = 20.0  # seconds: a call still running then is a hang (a finding)
+_INTERRUPT = 0.3  # seconds: when a long wait of a fuzz case is interrupted (wakeup, close)
+
+
+def _in_time(fn: Callable[[], object], what: str, limit: float = _CALL_LIMIT) -> None:
+    """Run ``fn`` in a thread; re-raise what it raised; a call running past ``limit`` is a
+    finding (a hang; the thread is a daemon and is left behind)."""
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as e:
+            outcome.append(e)
+
+    thread = threading.Thread(target=run, daemon=True, name="fuzz-call")
+    thread.start()
+    thread.join(limit)
+    if thread.is_alive():
+        raise AssertionError(f"hang: {what} still running after {limit} s")
+    if outcome:
+        raise outcome[0]
+
+
+def _r(value: object) -> str:
+    """A short repr for a finding's description (``repr`` of a huge int raises)."""
+    try:
+        return repr(value)[:40]
+    except ValueError:
+        return f"<{type(value).__name__} too large to show>"
+
+
+def _documented(error: BaseException) -> None:
+    """Python's own errors for an out-of-range value, even as a ValueError, are findings."""
+    text = str(error)
+    assert "integer string conversion" not in text, f"digit limit leaked: {error!r:.300}"
+    assert "Invalid value NaN" not in text, f"NaN reached a thread wait: {error!r:.300}"
+
+
+def _long_wait(timeout: Any, unit: float) -> bool:
+    """Whether ``timeout`` (in ms for unit=1000, s for unit=1) may legitimately still be
+    waiting after ``_INTERRUPT`` seconds."""
+    return timeout is None or (
+        isinstance(timeout, (int, float))
+        and not isinstance(timeout, bool)
+        and timeout >= _INTERRUPT * 0.8 * unit
+    )
+
+
+PRODUCER_SETTINGS = [
+    "linger_ms",
+    "batch_size",
+    "max_request_size",
+    "buffer_memory",
+    "max_block_ms",
+    "acks",
+]
+CONSUMER_SETTINGS = [
+    "session_timeout_ms",
+    "heartbeat_interval_ms",
+    "max_poll_interval_ms",
+    "auto_commit_interval_ms",
+    "metadata_max_age_ms",
+    "max_poll_records",
+    "max_partition_fetch_bytes",
+    "fetch_max_bytes",
+    "consumer_timeout_ms",
+]
+NUMERIC_TOPIC_KEYS = [
+    "segment.bytes",
+    "segment.ms",
+    "segment.index.bytes",
+    "index.interval.bytes",
+    "retention.ms",
+    "retention.bytes",
+    "max.message.bytes",
+    "delete.retention.ms",
+]
+_CLIENT_CALLS = [
+    "producer_config",
+    "consumer_config",
+    "topic_config",
+    "send_timestamp",
+    "send_partition",
+    "flush",
+    "close",
+    "future_result",
+    "poll",
+    "poll_max_records",
+    "iterate",
+    "tp_calls",
+    "seek",
+    "offsets_for_times",
+    "commit",
+    "delete_records",
+    "reset_offsets",
+    "open",
+]
+
+
+class _Case:
+    """One fuzz case: the snapshot a refused call is compared with (``mark`` retakes it
+    just before the hostile call), and what to close afterwards."""
+
+    def __init__(self, top: str, log: streamlog.Log) -> None:
+        self.top = top
+        self.log = log
+        self.before = snapshot(top)
+        self.cleanups: list[Callable[[], object]] = []
+        self.strict = False  # only streamlog errors are documented for this call
+
+    def mark(self) -> None:
+        self.before = snapshot(self.top)
+
+    def producer(self, **config: Any) -> streamlog.Producer:
+        producer = self.log.producer(**config)
+        self.cleanups.append(lambda: producer.close(timeout_ms=10_000))
+        return producer
+
+    def consumer(self, **config: Any) -> streamlog.Consumer:
+        consumer = self.log.consumer(**config)
+        self.cleanups.append(consumer.close)
+        return consumer
+
+    def later(self, fn: Callable[[], object]) -> None:
+        timer = threading.Timer(_INTERRUPT, fn)
+        timer.daemon = True
+        timer.start()
+        self.cleanups.insert(0, timer.cancel)
+
+
+def _client_call(case: _Case, which: str, key: str, v: Any, w: Any) -> None:
+    if which == "producer_config":
+        case.strict = True
+        producer = case.producer(**{key: v})  # ConfigError, or a producer that works
+        case.strict = False
+        producer.send("t", b"v", partition=1).result(timeout=10)
+    elif which == "consumer_config":
+        config = {"group_id": "g", key: v}
+        if key == "heartbeat_interval_ms":
+            config["session_timeout_ms"] = 2**31 - 1
+        case.strict = True
+        consumer = case.consumer(**config, auto_offset_reset="earliest")
+        case.strict = False
+        consumer.assign([TopicPartition("t", 0)])
+        assert consumer.poll(timeout_ms=5000)
+        if key == "consumer_timeout_ms":
+            case.later(consumer.close)
+            assert sum(1 for _ in consumer) == 0 or True  # ends by its timeout or the close
+    elif which == "topic_config":
+        case.strict = True
+        try:
+            case.log.create_topic("n", 1, {key: v})
+        finally:
+            case.log.alter_topic_config("t", {key: v})
+    elif which == "send_timestamp":
+        producer = case.producer(linger_ms=60_000)
+        good = producer.send("t", b"good", partition=1)
+        case.mark()
+        try:
+            producer.send("t", b"v", partition=1, timestamp_ms=v)
+        except (TypeError, ValueError) as e:  # refused at the call, before anything
+            _documented(e)
+            assert_unchanged(case.before, case.top)
+        producer.flush(timeout_ms=10_000)
+        good.result(timeout=10)  # a refused record never fails a good one of its batch
+    elif which == "send_partition":
+        case.producer().send("t", b"v", partition=v).result(timeout=10)
+    elif which in ("flush", "close"):
+        producer = case.producer(linger_ms=60_000)
+        fut = producer.send("t", b"v", partition=1)
+        case.mark()
+        if which == "flush":
+            producer.flush(timeout_ms=v)
+        else:
+            producer.close(timeout_ms=v)
+        assert fut.result(timeout=10).offset >= 0  # no limit, or long enough: written
+    elif which == "future_result":
+        producer = case.producer(linger_ms=60_000)
+        fut = producer.send("t", b"v", partition=1)  # pending until the flush
+        case.mark()
+        case.later(producer.flush)
+        t0 = time.monotonic()
+        try:
+            fut.result(timeout=v) if key.startswith("s") else fut.exception(timeout=v)
+        except StreamlogError:
+            assert time.monotonic() - t0 < _INTERRUPT, f"result(timeout={v!r}) timed out late"
+    elif which == "poll":
+        consumer = case.consumer(auto_offset_reset="latest")
+        consumer.assign([TopicPartition("t", 0)])
+        case.later(consumer.wakeup)
+        t0 = time.monotonic()
+        try:
+            consumer.poll(timeout_ms=v)
+        finally:
+            if time.monotonic() - t0 >= _INTERRUPT:
+                assert _long_wait(v, 1000), f"poll(timeout_ms={v!r}) waited past its timeout"
+    elif which == "poll_max_records":
+        consumer = case.consumer(auto_offset_reset="earliest")
+        consumer.assign([TopicPartition("t", 0)])
+        consumer.poll(timeout_ms=0, max_records=v)
+    elif which == "iterate":
+        case.strict = True
+        consumer = case.consumer(auto_offset_reset="latest", consumer_timeout_ms=v)
+        case.strict = False
+        consumer.assign([TopicPartition("t", 0)])
+        case.later(consumer.close)
+        t0 = time.monotonic()
+        for _ in consumer:
+            pass
+        if time.monotonic() - t0 >= _INTERRUPT:
+            assert _long_wait(v, 1000), f"consumer_timeout_ms={v!r} waited past its timeout"
+    elif which == "tp_calls":
+        consumer = case.consumer(group_id="g", enable_auto_commit=False)
+        consumer.assign([TopicPartition("t", 0), TopicPartition("t", 1)])
+        {
+            "assign": lambda: consumer.assign([v]),
+            "position": lambda: consumer.position(v),
+            "pause": lambda: consumer.pause(v),
+            "resume": lambda: consumer.resume(v),
+            "seek_to_beginning": lambda: consumer.seek_to_beginning(v),
+            "seek_to_end": lambda: consumer.seek_to_end(v),
+            "current_lag": lambda: consumer.current_lag(v),
+            "beginning_offsets": lambda: consumer.beginning_offsets([v]),
+            "end_offsets": lambda: consumer.end_offsets([v]),
+            "committed": lambda: consumer.committed(v),
+            "commit": lambda: consumer.commit({v: 1}),
+            "offsets_for_times": lambda: consumer.offsets_for_times({v: 0}),
+        }[key]()
+    elif which == "seek":
+        consumer = case.consumer()
+        consumer.assign([TopicPartition("t", 0)])
+        consumer.seek(v, w)
+        consumer.poll(timeout_ms=0)
+    elif which == "offsets_for_times":
+        consumer = case.consumer()
+        consumer.offsets_for_times({v: w})
+    elif which == "commit":
+        consumer = case.consumer(group_id="g", enable_auto_commit=False)
+        consumer.assign([TopicPartition("t", 0)])
+        consumer.commit({v: w})
+    elif which == "delete_records":
+        case.log.delete_records({v: w})
+    elif which == "reset_offsets":
+        if key.startswith("s"):
+            case.log.reset_offsets("g", "t", shift_by=v, partitions=w, dry_run=True)
+        else:
+            case.log.reset_offsets("g", "t", to=v, dry_run=True)
+    elif which == "open":
+        case.strict = True
+        streamlog.open(case.log.path, lock_timeout_ms=v).close()
+
+
+_KEYS = st.sampled_from(
+    [
+        *PRODUCER_SETTINGS,
+        *CONSUMER_SETTINGS,
+        *NUMERIC_TOPIC_KEYS,
+        "assign",
+        "position",
+        "pause",
+        "resume",
+        "seek_to_beginning",
+        "seek_to_end",
+        "current_lag",
+        "beginning_offsets",
+        "end_offsets",
+        "committed",
+        "commit",
+        "offsets_for_times",
+    ]
+)
+
+
+def _key_for(which: str, key: str) -> str:
+    """A key that means something for ``which`` (drawn keys are mapped onto its own)."""
+    pools = {
+        "producer_config": PRODUCER_SETTINGS,
+        "consumer_config": CONSUMER_SETTINGS,
+        "topic_config": NUMERIC_TOPIC_KEYS,
+        "tp_calls": [
+            "assign",
+            "position",
+            "pause",
+            "resume",
+            "seek_to_beginning",
+            "seek_to_end",
+            "current_lag",
+            "beginning_offsets",
+            "end_offsets",
+            "committed",
+            "commit",
+            "offsets_for_times",
+        ],
+    }
+    pool = pools.get(which)
+    if pool is None or key in pool:
+        return key
+    return pool[sum(map(ord, key)) % len(pool)]
+
+
+_TP_VALUES = st.one_of(
+    _hostile,
+    st.tuples(
+        st.sampled_from(["t", "u", "", "a/b"]),
+        st.integers(-2, 3) | _hostile | st.just(10**5000),
+    ),
+    st.builds(TopicPartition, st.sampled_from(["t", "u"]), st.integers(0, 2)),
+)
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    which=st.sampled_from(_CLIENT_CALLS),
+    key=_KEYS,
+    v=st.one_of(_hostile, _hostile, _hostile, _anything),
+    w=st.one_of(_hostile, _anything),
+    tp=_TP_VALUES,
+)
+def test_fuzzed_client_arguments(
+    tmp_path_factory: pytest.TempPathFactory, which: str, key: str, v: Any, w: Any, tp: Any
+) -> None:
+    """Producer, Consumer, topic config and Log calls with hostile values: each ends in
+    success or a documented exception, in time, and a refused call changes no file."""
+    key = _key_for(which, key)
+    if which in ("tp_calls", "seek", "offsets_for_times", "commit", "delete_records"):
+        v = tp if which != "tp_calls" or key != "assign" else v if isinstance(v, tuple) else tp
+    top = os.fspath(tmp_path_factory.mktemp("client-args"))
+    with streamlog.open(os.path.join(top, "data")) as log:
+        log.create_topic("t", 2)
+        log.partition("t", 0).append(streamlog.storage.prepare_batch([b"x"] * 3))
+        log.describe_topic("t")
+        case = _Case(top, log)
+        what = f"{which}[{key}]({_r(v)}, {_r(w)})"
+        try:
+            _in_time(lambda: _client_call(case, which, key, v, w), what)
+        except (StreamlogError, TypeError, ValueError) as e:
+            _documented(e)
+            if case.strict:
+                assert isinstance(e, StreamlogError), f"{what}: {e!r:.300}"
+            if isinstance(e, (TypeError, ValueError)):  # a refusal: nothing changed
+                assert_unchanged(case.before, top)
+        finally:
+            for cleanup in case.cleanups:
+                _in_time(cleanup, f"cleanup of {what}")
 
 
 # ---------------------------------------------------------------- file fuzz, in process

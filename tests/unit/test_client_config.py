@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 
 import streamlog
 from streamlog import ConfigError
-from streamlog._config import ConsumerConfig, ProducerConfig, next_client_id
+from streamlog._config import ConsumerConfig, ProducerConfig, next_client_id, wait_seconds
 
 PRODUCER_KEYS = [
     "acks",
@@ -152,6 +153,17 @@ def test_producer_accepts_every_setting() -> None:
         ({"max_request_size": 0}, "max_request_size must be >= 1; got 0"),
         ({"buffer_memory": 0}, "buffer_memory must be >= 1; got 0"),
         ({"max_block_ms": -1}, "max_block_ms must be >= 0; got -1"),
+        # durations, sizes and counts: Java's int (buffer_memory: a long), as Kafka
+        ({"linger_ms": 10**20}, "linger_ms must be <= 2147483647; got 100000000000000000000"),
+        ({"linger_ms": 2**31}, "linger_ms must be <= 2147483647; got 2147483648"),
+        ({"linger_ms": 10**5000}, "linger_ms must be <= 2147483647; got an int of 16610 bits"),
+        ({"max_block_ms": 2**63}, "max_block_ms must be <= 2147483647"),
+        ({"batch_size": 2**64}, "batch_size must be <= 2147483647"),
+        ({"max_request_size": 2**31}, "max_request_size must be <= 2147483647"),
+        ({"buffer_memory": 2**63}, "buffer_memory must be <= 9223372036854775807"),
+        ({"linger_ms": float("inf")}, "linger_ms must be an int, not float"),
+        ({"max_block_ms": float("nan")}, "max_block_ms must be an int, not float"),
+        ({"acks": 10**5000}, "acks must be 0, 1 or 'all'; got an int of 16610 bits"),
         ({"compression_type": "gzip"}, "compression_type 'gzip' is not supported"),
         ({"compression_type": "lz4"}, "compression_type 'lz4' is not supported"),
         ({"key_serializer": 5}, "key_serializer must be callable"),
@@ -295,6 +307,21 @@ def test_consumer_auto_commit_needs_enabling_and_a_group() -> None:
         ({"consumer_timeout_ms": -1}, "consumer_timeout_ms must be a number >= 0; got -1"),
         ({"consumer_timeout_ms": True}, "consumer_timeout_ms must be a number >= 0; got True"),
         ({"consumer_timeout_ms": "1"}, "consumer_timeout_ms must be a number >= 0; got '1'"),
+        (
+            {"consumer_timeout_ms": float("nan")},
+            "consumer_timeout_ms must be a number >= 0; got nan",
+        ),
+        ({"consumer_timeout_ms": -float("inf")}, "consumer_timeout_ms must be a number >= 0"),
+        ({"max_poll_records": 2**31}, "max_poll_records must be <= 2147483647; got 2147483648"),
+        ({"fetch_max_bytes": 10**20}, "fetch_max_bytes must be <= 2147483647"),
+        ({"max_partition_fetch_bytes": 2**63}, "max_partition_fetch_bytes must be <= 2147483647"),
+        (
+            {"group_id": "g", "session_timeout_ms": 2**31},
+            "session_timeout_ms must be <= 2147483647 (milliseconds); got 2147483648",
+        ),
+        ({"metadata_max_age_ms": 2**64}, "metadata_max_age_ms must be <= 2147483647"),
+        ({"auto_commit_interval_ms": 10**20}, "auto_commit_interval_ms must be <= 2147483647"),
+        ({"group_id": "g", "max_poll_interval_ms": 2**63}, "max_poll_interval_ms must be <="),
         ({"key_deserializer": 5}, "key_deserializer must be callable"),
         ({"value_deserializer": "json"}, "value_deserializer must be callable"),
         ({"group_id": ""}, "invalid group_id '': must not be empty"),
@@ -396,3 +423,82 @@ def test_clients_without_a_client_id_get_one_of_their_kind(tmp_path: Path) -> No
         assert c1.client_id.startswith("consumer-") and c2.client_id == "mine"
         c1.close()
         c2.close()
+
+
+# ---------------------------------------------------------------------- ranges
+
+
+def test_the_largest_values_are_accepted() -> None:
+    top = 2**31 - 1
+    producer = ProducerConfig.from_kwargs(
+        {
+            "linger_ms": top,
+            "max_block_ms": top,
+            "batch_size": top,
+            "max_request_size": top,
+            "buffer_memory": 2**63 - 1,
+        }
+    )
+    assert (producer.linger_ms, producer.buffer_memory) == (top, 2**63 - 1)
+    consumer = ConsumerConfig.from_kwargs(
+        {
+            "group_id": "g",
+            "session_timeout_ms": top,
+            "heartbeat_interval_ms": top - 1,
+            "max_poll_interval_ms": top,
+            "auto_commit_interval_ms": top,
+            "metadata_max_age_ms": top,
+            "max_poll_records": top,
+            "max_partition_fetch_bytes": top,
+            "fetch_max_bytes": top,
+        }
+    )
+    assert consumer.session_timeout_ms == top
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), 2**63, 10**400, 1e300, 0, -0.0, 0.5])
+def test_consumer_timeout_accepts_any_non_negative_number(timeout: float) -> None:
+    """kafka-python's default is float("inf"): no timeout, as is anything longer."""
+    assert ConsumerConfig.from_kwargs({"consumer_timeout_ms": timeout}).consumer_timeout_ms == (
+        timeout
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (None, None),
+        (0, 0.0),
+        (-0.0, 0.0),
+        (1500, 1.5),
+        (0.5, 0.0005),
+        (float("inf"), None),
+        (2**63, None),
+        (10**400, None),
+        (1e300, None),
+        (int(threading.TIMEOUT_MAX) * 1000, float(int(threading.TIMEOUT_MAX))),
+    ],
+)
+def test_wait_seconds(value: object, seconds: float | None) -> None:
+    """A call's timeout for a thread wait: None (no limit) past what threads can wait."""
+    got = wait_seconds("timeout_ms", value)
+    assert got == seconds
+    if got is not None:
+        assert got <= threading.TIMEOUT_MAX
+        threading.Event().wait(min(got, 0.0))  # a thread wait takes it
+
+
+@pytest.mark.parametrize(
+    ("value", "exc", "message"),
+    [
+        (float("nan"), ValueError, "timeout_ms must be a number >= 0, not NaN"),
+        (-1, ValueError, "timeout_ms must be >= 0; got -1"),
+        (-(10**400), ValueError, "timeout_ms must be >= 0; got an int of 1329 bits"),
+        (float("-inf"), ValueError, "timeout_ms must be >= 0; got -inf"),
+        (True, TypeError, "timeout_ms must be a number or None, not bool"),
+        ("5", TypeError, "timeout_ms must be a number or None, not str"),
+    ],
+)
+def test_wait_seconds_refuses(value: object, exc: type[Exception], message: str) -> None:
+    with pytest.raises(exc, match=re.escape(message)):
+        wait_seconds("timeout_ms", value)

@@ -176,3 +176,24 @@ def test_a_failing_flock_is_a_storage_error(data_dir: str, monkeypatch: pytest.M
         monkeypatch.undo()
         log.create_topic("t")  # nothing half-done stands in the way
         assert log.topics() == ["t"]
+
+
+def test_a_topic_created_again_is_seen_with_its_new_id(data_dir: str) -> None:
+    """The catalog cache was keyed by the file's (inode, mtime, size): a topic deleted and
+    created again within one clock tick reused all three, and other handles kept
+    serving the old topic id (found by the delete/create race test)."""
+    a = LogManager(data_dir)
+    b = LogManager(data_dir)  # another process, as far as caches go
+    try:
+        b.create_topic("t", 1, None)
+        for _ in range(50):
+            old = a.topic("t")
+            assert old is not None
+            b.delete_topic("t")
+            assert a.topic("t") is None
+            b.create_topic("t", 1, None)
+            new = a.topic("t")
+            assert new is not None and new.id != old.id
+    finally:
+        a.close()
+        b.close()

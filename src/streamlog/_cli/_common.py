@@ -64,6 +64,14 @@ def open_log(args: argparse.Namespace, *, create: bool = False) -> streamlog.Log
     return streamlog.open(path)
 
 
+def property_value(value: str) -> object:
+    """A ``key=value`` client property as the client expects it: an int when it is one
+    (no more than 20 digits: a longer one stays text, and the config check refuses it
+    with a ConfigError naming the key, instead of Python's digit-limit error)."""
+    digits = value[1:] if value.startswith("-") else value
+    return int(value) if digits.isdigit() and len(digits) <= 20 else value
+
+
 def parse_properties(items: Iterable[str] | None, what: str = "property") -> dict[str, str]:
     """``["k=v", ...]`` to a dict, split at the first ``=`` (as Kafka's tools do)."""
     out: dict[str, str] = {}

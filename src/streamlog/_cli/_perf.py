@@ -15,7 +15,15 @@ from typing import Any
 import streamlog
 from streamlog import TopicPartition
 
-from ._common import EXIT_ERROR, EXIT_OK, CliError, open_log, parse_properties, write_line
+from ._common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    CliError,
+    open_log,
+    parse_properties,
+    property_value,
+    write_line,
+)
 
 MIB = 1024 * 1024
 REPORT_INTERVAL = 5.0  # seconds between progress lines (on a terminal)
@@ -217,7 +225,7 @@ def _producer_config(args: argparse.Namespace) -> dict[str, Any]:
         "client_id": "perf-producer-client",
     }
     for key, value in parse_properties(args.producer_props, "producer property").items():
-        config[key.replace(".", "_")] = int(value) if value.lstrip("-").isdigit() else value
+        config[key.replace(".", "_")] = property_value(value)
     return config
 
 

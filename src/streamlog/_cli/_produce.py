@@ -24,6 +24,7 @@ from ._common import (
     is_true,
     open_log,
     parse_properties,
+    property_value,
 )
 
 READER_PROPERTIES = (
@@ -216,7 +217,7 @@ def _producer_config(args: argparse.Namespace) -> dict[str, Any]:
     }
     for key, value in parse_properties(args.producer_property, "producer property").items():
         name = key.replace(".", "_")
-        config[name] = int(value) if value.lstrip("-").isdigit() else value
+        config[name] = property_value(value)
     return config
 
 

@@ -29,7 +29,8 @@ from itertools import repeat
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from .._config import ConsumerConfig, next_client_id
+from .._config import INT32_MAX, INT64_MAX, ConsumerConfig, next_client_id, short_repr, wait_seconds
+from .._names import check_topic_name
 from .._structs import ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp, TopicPartition
 from ..coordination._assignors import get_assignor
 from ..errors import (
@@ -38,6 +39,9 @@ from ..errors import (
     IllegalStateError,
     NoOffsetForPartitionError,
     OffsetOutOfRangeError,
+    StreamlogError,
+    UnknownPartitionError,
+    UnknownTopicError,
     WakeupError,
 )
 from ._handle import PathOrLog, resolve
@@ -68,9 +72,10 @@ class ConsumerRebalanceListener:
 
 
 class _PartitionState:
-    __slots__ = ("buffer", "index", "paused", "plog", "position", "reset")
+    __slots__ = ("buffer", "index", "paused", "plog", "position", "reset", "topic_id")
 
-    def __init__(self, plog: PartitionLog) -> None:
+    def __init__(self, topic_id: str, plog: PartitionLog) -> None:
+        self.topic_id = topic_id  # the incarnation of the topic ``plog`` belongs to
         self.plog = plog
         self.position: int | None = None
         self.reset: str | None = None
@@ -154,8 +159,8 @@ class Consumer:
         self._fetch_bytes = cfg.max_partition_fetch_bytes
         self._key_deserializer = cfg.key_deserializer
         self._value_deserializer = cfg.value_deserializer
-        ct = cfg.consumer_timeout_ms
-        self._consumer_timeout: float | None = None if ct is None else ct / 1000
+        # seconds; None: no timeout (also for inf, or more than a thread can wait)
+        self._consumer_timeout = wait_seconds("consumer_timeout_ms", cfg.consumer_timeout_ms)
         self._assigned: dict[TopicPartition, _PartitionState] = {}
         self._order: list[TopicPartition] = []
         self._next = 0
@@ -163,6 +168,7 @@ class Consumer:
         self._pattern: re.Pattern[str] | None = None
         self._manual = False
         self._metadata_checked = 0.0
+        self._incarnations_checked = time.monotonic()
         self._closed = False
         self._wakeup = False
         # the iterator hands out records one by one from this partition's buffer
@@ -221,7 +227,7 @@ class Consumer:
         for tp in tps:
             state = self._assigned.get(tp)
             if state is None:
-                state = _PartitionState(self._log.partition(tp.topic, tp.partition))
+                state = _PartitionState(*self._log.partition_entry(tp.topic, tp.partition))
             new[tp] = state
         self._assigned = new
         self._order = sorted(new)
@@ -306,6 +312,33 @@ class Consumer:
             self._set_assignment([])
         self._raise_listener_error()
 
+    def _check_incarnations(self) -> None:
+        """Notice topics deleted or created again by other processes (every
+        ``_METADATA_TTL``, with the subscription's refresh): a new incarnation is read
+        from the start of the reset policy, never at the old topic's positions."""
+        for tp, state in list(self._assigned.items()):
+            meta = self._log.topic(tp.topic)
+            if meta is None or meta.id != state.topic_id:
+                self._follow_incarnation(tp, state)
+
+    def _follow_incarnation(self, tp: TopicPartition, state: _PartitionState) -> None:
+        """Point ``state`` at the topic's current incarnation (if it exists again, and has
+        the partition); its position is reset by ``auto_offset_reset``, as for a new
+        topic (the old positions and committed offsets belong to the deleted one)."""
+        self._log.forget(tp.topic, state.topic_id)
+        try:
+            topic_id, plog = self._log.partition_entry(tp.topic, tp.partition)
+        except (UnknownTopicError, UnknownPartitionError):
+            # gone: nothing to read until it exists again (looked at after the TTL)
+            state.topic_id = ""
+            state.position = None
+            state.clear()
+            return
+        state.topic_id, state.plog = topic_id, plog
+        state.position = None
+        state.reset = self._reset_default
+        state.clear()
+
     def _refresh_subscription(self, *, force: bool) -> None:
         if self._subscription is None and self._pattern is None:
             return
@@ -340,13 +373,15 @@ class Consumer:
     def _state(self, tp: TopicPartition) -> _PartitionState:
         state = self._assigned.get(tp)
         if state is None:
-            raise IllegalStateError(f"{tp} is not assigned to this consumer")
+            raise IllegalStateError(f"{short_repr(tp)} is not assigned to this consumer")
         return state
 
     def _resolve(self, tp: TopicPartition, state: _PartitionState) -> int:
         """The position, applying a pending reset or the reset policy if there is none."""
         if state.reset is None and state.position is not None:
             return state.position
+        if not state.topic_id:
+            raise UnknownTopicError(f"topic {tp.topic!r} was deleted")
         if state.reset is None and self._group_id is not None:
             committed = self._offsets().committed(tp)
             if committed is not None:
@@ -368,7 +403,7 @@ class Consumer:
         the end at this poll, not at some later commit)."""
         self._unresolved = False
         for tp, state in list(self._assigned.items()):
-            if state.position is None or state.reset is not None:
+            if (state.position is None or state.reset is not None) and state.topic_id:
                 try:
                     self._resolve(tp, state)
                 except NoOffsetForPartitionError:
@@ -377,15 +412,21 @@ class Consumer:
     def position(self, tp: TopicPartition) -> int:
         """The offset of the next record ``poll`` will return for ``tp``."""
         self._check_open()
+        tp = _check_tp(tp)
         return self._resolve(tp, self._state(tp))
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         """Make the next ``poll`` read ``tp`` from ``offset``."""
         self._check_open()
+        tp = _check_tp(tp)
         if isinstance(offset, bool) or not isinstance(offset, int):
             raise TypeError(f"offset must be an int, not {type(offset).__name__}")
         if offset < 0:
-            raise ValueError(f"seek offset must not be negative ({offset})")
+            raise ValueError(f"seek offset must not be negative ({short_repr(offset)})")
+        if offset > INT64_MAX:
+            raise ValueError(
+                f"seek offset must be <= {INT64_MAX} (an int64); got {short_repr(offset)}"
+            )
         state = self._state(tp)
         state.position = offset
         state.reset = None
@@ -401,7 +442,10 @@ class Consumer:
 
     def _seek_to(self, where: str, partitions: tuple[TopicPartition, ...]) -> None:
         self._check_open()
-        for tp in partitions or tuple(self._assigned):
+        chosen = [_check_tp(tp) for tp in partitions] or list(self._assigned)
+        for tp in chosen:
+            self._state(tp)  # all assigned, or nothing changes
+        for tp in chosen:
             state = self._state(tp)
             state.reset = where
             state.clear()
@@ -428,13 +472,22 @@ class Consumer:
     ) -> dict[TopicPartition, OffsetAndTimestamp | None]:
         """For each partition, the earliest offset whose timestamp is >= the given one."""
         self._check_open()
-        out: dict[TopicPartition, OffsetAndTimestamp | None] = {}
-        for tp, ts in timestamps.items():
-            _check_tps([tp])
+        if not isinstance(timestamps, Mapping):
+            raise TypeError("timestamps must be a mapping of TopicPartition to a timestamp (ms)")
+        checked: dict[TopicPartition, int] = {}
+        for key, ts in timestamps.items():
+            tp = _check_tp(key)
             if isinstance(ts, bool) or not isinstance(ts, int):
                 raise TypeError(f"timestamp must be an int, not {type(ts).__name__}")
             if ts < 0:
-                raise ValueError(f"timestamp must be >= 0, not {ts}")
+                raise ValueError(f"timestamp must be >= 0, not {short_repr(ts)}")
+            if ts > INT64_MAX:
+                raise ValueError(
+                    f"timestamp must be <= {INT64_MAX} (an int64); got {short_repr(ts)}"
+                )
+            checked[tp] = ts
+        out: dict[TopicPartition, OffsetAndTimestamp | None] = {}
+        for tp, ts in checked.items():
             found = self._log.partition(tp.topic, tp.partition).offset_for_timestamp(ts)
             out[tp] = None if found is None else OffsetAndTimestamp(*found)
         return out
@@ -442,13 +495,15 @@ class Consumer:
     def pause(self, *partitions: TopicPartition) -> None:
         """Stop returning records of these partitions from ``poll`` (positions are kept)."""
         self._check_open()
-        for tp in partitions:
-            self._state(tp).paused = True
+        states = [self._state(_check_tp(tp)) for tp in partitions]  # all or nothing
+        for state in states:
+            state.paused = True
 
     def resume(self, *partitions: TopicPartition) -> None:
         self._check_open()
-        for tp in partitions:
-            self._state(tp).paused = False
+        states = [self._state(_check_tp(tp)) for tp in partitions]
+        for state in states:
+            state.paused = False
 
     def paused(self) -> set[TopicPartition]:
         self._check_open()
@@ -487,14 +542,25 @@ class Consumer:
                 else given
             )
             if not isinstance(value, tuple) or len(value) != 2:
-                raise TypeError(f"offset for {tp} must be an OffsetAndMetadata, not {value!r}")
+                raise TypeError(
+                    f"offset for {short_repr(tp)} must be an OffsetAndMetadata, "
+                    f"not {short_repr(value)}"
+                )
             offset, metadata = value
             if isinstance(offset, bool) or not isinstance(offset, int):
-                raise TypeError(f"offset for {tp} must be an int, not {offset!r}")
+                raise TypeError(
+                    f"offset for {short_repr(tp)} must be an int, not {short_repr(offset)}"
+                )
             if offset < 0:
-                raise ValueError(f"offset for {tp} must be >= 0, not {offset}")
+                raise ValueError(
+                    f"offset for {short_repr(tp)} must be >= 0, not {short_repr(offset)}"
+                )
+            if offset > INT64_MAX:
+                raise ValueError(
+                    f"offset for {short_repr(tp)} must be <= {INT64_MAX}; got {short_repr(offset)}"
+                )
             if not isinstance(metadata, str):
-                raise TypeError(f"metadata for {tp} must be a str")
+                raise TypeError(f"metadata for {short_repr(tp)} must be a str")
             out[tp] = OffsetAndMetadata(offset, metadata)
         return out
 
@@ -579,22 +645,25 @@ class Consumer:
     ) -> dict[TopicPartition, list[ConsumerRecord]]:
         """Records from assigned partitions, returned as soon as there are any.
 
-        Waits up to ``timeout_ms`` when there are none. Returns at most
-        ``max_records`` (default ``max_poll_records``) records.
+        Waits up to ``timeout_ms`` when there are none (any number >= 0; ``inf``, or
+        more than a thread can wait, means until records, ``wakeup()`` or ``close()``).
+        Returns at most ``max_records`` (default ``max_poll_records``) records.
 
         :raises WakeupError: ``wakeup()`` was called.
+        :raises ValueError: ``timeout_ms`` is NaN or negative (``TypeError``: not a
+            number), or ``max_records`` is not a positive int.
         :raises OffsetOutOfRangeError: a position is outside the log and
             ``auto_offset_reset`` is ``"none"``.
         """
         self._check_open()
         if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float)):
             raise TypeError("timeout_ms must be a number")
-        if timeout_ms < 0:
-            raise ValueError("timeout_ms must be >= 0")
+        # NaN and negatives refused; inf (or longer than a thread can wait): no limit
+        timeout = wait_seconds("timeout_ms", timeout_ms)
         limit = self._max_poll_records if max_records is None else max_records
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"max_records must be a positive int; got {limit!r}")
-        deadline = time.monotonic() + timeout_ms / 1000
+            raise ValueError(f"max_records must be a positive int; got {short_repr(limit)}")
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
         signal = self._log.signal
         # Idleness carries over between calls: a loop of short polls on a quiet topic
         # must not restart the fast 50 us back-off every time (it cost 5% of a core).
@@ -617,6 +686,9 @@ class Consumer:
                     member.run_async_callbacks()  # a standalone consumer's commit_async
             else:
                 self._refresh_subscription(force=False)
+            if time.monotonic() - self._incarnations_checked >= _METADATA_TTL:
+                self._incarnations_checked = time.monotonic()
+                self._check_incarnations()
             if (
                 self._auto_commit
                 and self._manual
@@ -684,17 +756,29 @@ class Consumer:
 
     def _fetch(self, tp: TopicPartition, state: _PartitionState) -> bool:
         """Decode the next fetch of ``tp`` into its buffer; False if there is nothing new."""
-        position = self._resolve(tp, state)
-        plog = state.plog
+        if not state.topic_id:
+            return False  # the topic was deleted (see _follow_incarnation)
         try:
-            batches = plog.read(position, self._fetch_bytes)
-        except OffsetOutOfRangeError:
-            if self._reset_default == "none":
-                raise
-            # Deleted by retention (or past the end after a truncation): reset, as Kafka does.
-            state.reset = self._reset_default
             position = self._resolve(tp, state)
-            batches = plog.read(position, self._fetch_bytes)
+            plog = state.plog
+            try:
+                batches = plog.read(position, self._fetch_bytes)
+            except OffsetOutOfRangeError:
+                if self._reset_default == "none":
+                    raise
+                # Deleted by retention (or past the end after a truncation): reset, as
+                # Kafka does.
+                state.reset = self._reset_default
+                position = self._resolve(tp, state)
+                batches = plog.read(position, self._fetch_bytes)
+        except StreamlogError as e:
+            # the topic deleted (and maybe created again) by another process while we
+            # read it is not a failing disk: follow the new incarnation, or wait for one
+            error = self._log.explain(tp.topic, state.topic_id, e)
+            if error is e:
+                raise
+            self._follow_incarnation(tp, state)
+            return False
         if not batches:
             return False
         topic, partition = tp
@@ -841,7 +925,7 @@ class Consumer:
     def current_lag(self, tp: TopicPartition) -> int | None:
         """End offset minus position for an assigned partition (None if no position yet)."""
         self._check_open()
-        state = self._state(tp)
+        state = self._state(_check_tp(tp))
         if state.position is None or state.reset is not None:
             return None
         return max(0, state.plog.end_offset - state.position)
@@ -868,16 +952,41 @@ class Consumer:
 
 
 def _check_tps(partitions: Iterable[TopicPartition]) -> list[TopicPartition]:
-    if isinstance(partitions, (str, TopicPartition)):
-        raise TypeError("pass a list of TopicPartition")
-    out = []
-    for tp in partitions:
-        if not isinstance(tp, tuple) or len(tp) != 2:
-            raise TypeError(f"expected a TopicPartition, not {tp!r}")
-        topic, partition = tp
-        if not isinstance(topic, str):
-            raise TypeError(f"topic must be a str, not {type(topic).__name__}")
-        if isinstance(partition, bool) or not isinstance(partition, int) or partition < 0:
-            raise TypeError(f"partition must be an int >= 0, not {partition!r}")
-        out.append(TopicPartition(topic, partition))
-    return out
+    """A collection of partitions, each a ``TopicPartition`` or a plain ``(topic,
+    partition)`` tuple (a TopicPartition is a NamedTuple: the two are equal)."""
+    if isinstance(partitions, (str, bytes, TopicPartition)) or (
+        type(partitions) is tuple and len(partitions) == 2 and isinstance(partitions[0], str)
+    ):
+        raise TypeError("pass a list of TopicPartition, not a single one")
+    try:
+        items = list(partitions)
+    except TypeError:
+        raise TypeError(f"pass a list of TopicPartition, not {type(partitions).__name__}") from None
+    return [_check_tp(tp) for tp in items]
+
+
+def _check_tp(tp: object) -> TopicPartition:
+    """``tp`` as a ``TopicPartition``: one, or a plain ``(topic, partition)`` tuple."""
+    if (
+        type(tp) is TopicPartition
+        and type(tp.topic) is str
+        and type(tp.partition) is int
+        and 0 <= tp.partition <= INT32_MAX
+    ):
+        check_topic_name(tp.topic)  # before it reaches a file name (a group's offsets)
+        return tp
+    if not isinstance(tp, tuple) or len(tp) != 2:
+        raise TypeError(
+            f"expected a TopicPartition or a (topic, partition) tuple, not {short_repr(tp)}"
+        )
+    topic, partition = tp
+    if not isinstance(topic, str):
+        raise TypeError(f"topic must be a str, not {type(topic).__name__}")
+    check_topic_name(topic)  # before it reaches a file name (a group's offsets)
+    if isinstance(partition, bool) or not isinstance(partition, int) or partition < 0:
+        raise TypeError(f"partition must be an int >= 0, not {short_repr(partition)}")
+    if partition > INT32_MAX:
+        raise ValueError(
+            f"partition must be <= {INT32_MAX} (an int32, as in Kafka); got {short_repr(partition)}"
+        )
+    return TopicPartition(topic, partition)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from .._config import wait_seconds
 from .._structs import RecordMetadata
 from ..errors import KafkaTimeoutError
 
@@ -119,7 +120,15 @@ class FutureRecordMetadata(Future):  # type: ignore[type-arg]
         return not self._batch.done
 
     def result(self, timeout: float | None = None) -> RecordMetadata:
+        """The record's metadata; waits up to ``timeout`` seconds (None, ``inf`` or more
+        than a thread can wait: no limit).
+
+        :raises KafkaTimeoutError: not done within ``timeout``.
+        :raises ValueError: ``timeout`` is negative or NaN (``TypeError``: not a number).
+        """
         batch = self._batch
+        if timeout is not None:
+            timeout = wait_seconds("timeout", timeout, unit=1)
         if not batch.done and not batch.wait(timeout):
             raise KafkaTimeoutError(f"no acknowledgement within {timeout} s")
         if batch.error is not None:
@@ -130,6 +139,8 @@ class FutureRecordMetadata(Future):  # type: ignore[type-arg]
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         batch = self._batch
+        if timeout is not None:
+            timeout = wait_seconds("timeout", timeout, unit=1)
         if not batch.done and not batch.wait(timeout):
             raise KafkaTimeoutError(f"no acknowledgement within {timeout} s")
         return batch.error

@@ -46,6 +46,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._fs import fs
+from .._names import member_id_for
 from .._structs import OffsetAndMetadata, TopicPartition
 from ..coordination._assignors import COOPERATIVE, get_assignor
 from ..coordination._coordinator import GroupCoordinator, may_sync
@@ -269,7 +270,7 @@ class Membership:
             now = time.monotonic_ns()
             if self.member_id is None or self.file is None:
                 base = self.instance_id or self.client_id
-                member_id = f"{base}-{uuid.uuid4()}"
+                member_id = member_id_for(base, str(uuid.uuid4()))
                 self.file = self.store.create_member(member_id, now)
                 self.member_id = member_id
                 self.lease_until = now + self.session_ms * _MS

@@ -38,7 +38,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._config import ProducerConfig, next_client_id
+from .._config import INT64_MAX, ProducerConfig, next_client_id, short_repr, wait_seconds
 from .._names import check_topic_name
 from ..errors import (
     ClosedError,
@@ -51,6 +51,7 @@ from ..errors import (
     UnknownTopicError,
 )
 from ..storage._codec import COMPRESSION_NONE, COMPRESSION_ZSTD, prepare_batch
+from ..storage._partition import PartialAppendError
 from ._future import BatchResult, FutureRecordMetadata, failed_future
 from ._handle import PathOrLog, resolve
 from ._partitioner import Partitioner, make_partitioner
@@ -70,6 +71,9 @@ _DONE.complete(-1, None)
 _METADATA_TTL = 1.0
 # Reading a topic's catalog entry failed: an error of the send, reported through its future.
 _METADATA_IO_ERRORS = (OSError, MetadataCorruptError)
+# Largest timestamp a batch can store: base and max timestamp are int64 header fields
+# (the per-record deltas from the base, msgpack ints, then fit as well).
+_MAX_TIMESTAMP = INT64_MAX
 
 
 class _Batch:
@@ -109,6 +113,21 @@ class _TopicInfo:
         self.limit = limit  # largest record (bytes as counted by send) that fits a batch
         self.batch_limit = batch_limit  # bytes after which a batch is closed
         self.expires = _time() + _METADATA_TTL
+
+
+class _Outcome:
+    """What one ``_write`` did to the batches of one partition."""
+
+    __slots__ = ("done", "error", "group", "plog", "topic_id")
+
+    def __init__(self, group: list[_Batch]) -> None:
+        self.group = group
+        self.topic_id = ""  # the incarnation of the topic written to ("" if none)
+        self.plog: PartitionLog | None = None
+        # (base offset, append time or -1) of each batch appended, in order; the
+        # batches after them failed with ``error``
+        self.done: list[tuple[int, int]] = []
+        self.error: BaseException | None = None
 
 
 class Producer:
@@ -156,6 +175,8 @@ class Producer:
         self._space_waiters = 0  # sends blocked on buffer_memory: every batch is ready
         self._closed = False
         self._stopping = False
+        # why the sender thread died, if it did: every later send raises it (see _run)
+        self._dead: BaseException | None = None
         self._topics: dict[str, _TopicInfo] = {}
         self._sender = threading.Thread(
             target=self._run, name=f"streamlog-sender-{self.client_id}", daemon=True
@@ -191,8 +212,10 @@ class Producer:
 
         Raises at once for misuse: a closed producer (``ClosedError``), a key or
         value that is not bytes without a serializer, a bad partition,
-        timestamp or header type (``TypeError``/``ValueError``), an invalid
-        topic name (``InvalidTopicError``). Everything else arrives through the
+        timestamp or header type (``TypeError``/``ValueError``; a timestamp
+        must be in 0..2**63-1, an int64 as stored), an invalid topic name
+        (``InvalidTopicError``), a dead sender thread (``IllegalStateError``,
+        naming the cause). Everything else arrives through the
         future: ``UnknownTopicError``, ``UnknownPartitionError``,
         ``RecordTooLargeError``, ``KafkaTimeoutError`` (buffer full for
         ``max_block_ms``), and I/O errors reading the topic's metadata
@@ -221,7 +244,7 @@ class Producer:
         now = _time()
         if timestamp_ms is None:
             timestamp_ms = int(now * 1000)
-        elif type(timestamp_ms) is not int or timestamp_ms < 0:
+        elif type(timestamp_ms) is not int or not 0 <= timestamp_ms <= _MAX_TIMESTAMP:
             _check_timestamp(timestamp_ms)
         if headers is not None:
             headers = _check_headers(headers)
@@ -257,6 +280,8 @@ class Producer:
             if self._closed:
                 raise ClosedError("cannot send after the producer has been closed")
             if self._buffered + size > self._buffer_memory and not self._wait_for_space(size):
+                if self._dead is not None:
+                    raise self._dead_error()
                 return failed_future(
                     topic,
                     partition,
@@ -266,6 +291,8 @@ class Producer:
                         f"max_block_ms ({int(self._max_block * 1000)} ms)"
                     ),
                 )
+            if self._dead is not None:
+                raise self._dead_error()
             tp = (topic, partition)
             batch = self._open.get(tp)
             if batch is None or batch.nbytes + size > info.batch_limit:
@@ -321,14 +348,15 @@ class Producer:
         if isinstance(partition, bool) or not isinstance(partition, int):
             raise TypeError(f"partition must be an int, not {type(partition).__name__}")
         if partition < 0:
-            raise ValueError(f"partition must be >= 0, not {partition}")
+            raise ValueError(f"partition must be >= 0, not {short_repr(partition)}")
         try:
             info = self._refresh_topic(topic)  # maybe it grew: look again
         except _METADATA_IO_ERRORS as e:
             return e
         if partition >= info.partitions:
             return UnknownPartitionError(
-                f"topic {topic!r} has {info.partitions} partitions; no partition {partition}"
+                f"topic {topic!r} has {info.partitions} partitions; "
+                f"no partition {short_repr(partition)}"
             )
         return None
 
@@ -348,7 +376,7 @@ class Producer:
         try:
             while self._buffered + size > self._buffer_memory and self._buffered > 0:
                 left = deadline - time.monotonic()
-                if left <= 0 or self._closed:
+                if left <= 0 or self._closed or self._dead is not None:
                     return False
                 self._space.wait(left)
             return True
@@ -379,60 +407,87 @@ class Producer:
         return min(b.created for b in self._open.values()) + self._linger - time.monotonic()
 
     def _run(self) -> None:
-        while True:
-            with self._lock:
-                while True:
-                    batches = self._take_ready()
-                    if batches or (self._stopping and not self._open):
-                        break
-                    wait = self._next_deadline()
-                    self._ready.wait(None if wait is None else max(wait, 0.0))
-            if batches:
-                self._write(batches)
-            elif self._stopping:
-                return
+        batches: list[_Batch] = []
+        try:
+            while True:
+                batches = []
+                with self._lock:
+                    while True:
+                        batches = self._take_ready()
+                        if batches or (self._stopping and not self._open):
+                            break
+                        wait = self._next_deadline()
+                        self._ready.wait(None if wait is None else max(wait, 0.0))
+                if batches:
+                    self._write(batches)
+                elif self._stopping:
+                    return
+        except BaseException as e:  # whatever kills the sender is reported, never lost
+            self._die(e, batches)
+
+    def _die(self, cause: BaseException, batches: list[_Batch]) -> None:
+        """The sender thread is dying of ``cause``: fail every record not yet completed
+        (those it was writing, ``batches``, and every queued one), and make every later
+        ``send`` raise. Without this, records would wait forever and ``flush`` hang."""
+        _log.critical(
+            "the sender thread of producer %s died; its pending records fail and later sends raise",
+            self.client_id,
+            exc_info=cause,
+        )
+        with self._lock:
+            self._dead = cause
+            doomed = [*batches, *self._full, *self._open.values()]
+            self._full = []
+            self._open.clear()
+        error = self._dead_error()
+        for batch in doomed:
+            if not batch.result.done:
+                batch.result.complete(-1, error)
+        with self._lock:
+            # every record sent is now completed (written, or failed just above)
+            self._buffered = 0
+            self._pending_records = 0
+            self._space.notify_all()
+            self._idle.notify_all()
+
+    def _dead_error(self) -> IllegalStateError:
+        cause = self._dead
+        error = IllegalStateError(
+            f"the sender thread of producer {self.client_id} died "
+            f"({type(cause).__name__}: {cause}); records not yet written failed, and this "
+            "producer accepts no more: close it and create another"
+        )
+        error.__cause__ = cause
+        return error
 
     def _write(self, batches: list[_Batch]) -> None:
+        """Append ``batches`` (several per partition at once) and complete each future
+        with exactly what happened to its own batch: appended (and, with
+        ``acks="all"``, synced) or not. A batch written before a later one of the same
+        call failed keeps its offsets; a partition whose sync failed fails only its own
+        batches."""
         by_partition: dict[tuple[str, int], list[_Batch]] = {}
         for batch in batches:
             by_partition.setdefault((batch.topic, batch.partition), []).append(batch)
-        # per partition: its batches, (base offset, append time or -1) of each, or the error
-        written: list[tuple[list[_Batch], list[tuple[int, int]], BaseException | None]] = []
-        touched = []
-        for (topic, partition), group in by_partition.items():
-            try:
-                plog = self._partition(topic, partition)
-                prepared = [
-                    prepare_batch(
-                        b.values, b.keys, b.stamps, b.headers, compression=self._compression
-                    )
-                    for b in group
-                ]
-                results = plog.append_many(prepared)
-                lat = plog.config.message_timestamp_type == "LogAppendTime"
-                written.append(
-                    (group, [(r.base_offset, r.timestamp if lat else -1) for r in results], None)
-                )
-                touched.append(plog)
-            except StreamlogError as e:
-                written.append((group, [], e))
-            except Exception as e:  # report anything else through the futures, never lose it
-                _log.exception("unexpected error writing to %s-%d", topic, partition)
-                written.append((group, [], e))
-        sync_error: BaseException | None = None
-        if self._acks == "all":
-            for plog in touched:
-                try:
-                    plog.flush()
-                except StreamlogError as e:
-                    sync_error = e
-        for group, offsets, error in written:
-            for i, batch in enumerate(group):
-                err = error or sync_error
-                if err is not None:
-                    batch.result.complete(-1, err)
+        outcomes = [self._append_group(topic, p, g) for (topic, p), g in by_partition.items()]
+        if self._acks == "all":  # every partition appended first, then each synced once
+            for outcome in outcomes:
+                if outcome.done and outcome.plog is not None:
+                    try:
+                        outcome.plog.flush()
+                    except StreamlogError as e:
+                        outcome.done, outcome.error = [], e  # nothing of it is durable
+        for outcome in outcomes:
+            error = outcome.error
+            if error is not None and outcome.topic_id:
+                # a topic deleted under our feet is not a failing disk
+                error = self._log.explain(outcome.group[0].topic, outcome.topic_id, error)
+            done = outcome.done
+            for i, batch in enumerate(outcome.group):
+                if i < len(done):
+                    batch.result.complete(done[i][0], None, done[i][1])
                 else:
-                    batch.result.complete(offsets[i][0], None, offsets[i][1])
+                    batch.result.complete(-1, error)
         freed = sum(b.nbytes for b in batches)
         count = sum(len(b.values) for b in batches)
         with self._lock:
@@ -442,24 +497,51 @@ class Producer:
             if self._pending_records == 0:
                 self._idle.notify_all()
 
-    def _partition(self, topic: str, partition: int) -> PartitionLog:
-        # Through the handle every time (it caches the partition logs): it checks the
-        # catalog, so a topic deleted, or deleted and created again, by another process
-        # is not written to. A cache here would append to the deleted files and ack.
-        return self._log.partition(topic, partition)
+    def _append_group(self, topic: str, partition: int, group: list[_Batch]) -> _Outcome:
+        outcome = _Outcome(group)
+        try:
+            # through the manager every time (it caches the partition logs): it checks
+            # the catalog, so a topic deleted, or deleted and created again, by another
+            # process is not written to (a cache here would append to deleted files)
+            outcome.topic_id, plog = self._log.partition_entry(topic, partition)
+            outcome.plog = plog
+            prepared = [
+                prepare_batch(b.values, b.keys, b.stamps, b.headers, compression=self._compression)
+                for b in group
+            ]
+            try:
+                results = plog.append_many(prepared)
+            except PartialAppendError as e:
+                # the batches appended before the failing one are in the log: they keep
+                # their offsets (a retry of them would duplicate them); the rest failed
+                results = list(e.appended)
+                outcome.error = e.error or e
+            lat = plog.config.message_timestamp_type == "LogAppendTime"
+            outcome.done = [(r.base_offset, r.timestamp if lat else -1) for r in results]
+        except StreamlogError as e:
+            outcome.error = e
+        except Exception as e:  # report anything else through the futures, never lose it
+            _log.exception("unexpected error writing to %s-%d", topic, partition)
+            outcome.error = e
+        return outcome
 
     # ------------------------------------------------------------------ flush/close
     def flush(self, timeout_ms: int | None = None) -> None:
         """Write everything sent so far and wait until every future is done.
 
+        ``timeout_ms``: any number >= 0; None, ``inf`` or more than a thread can wait
+        mean no limit.
+
         :raises KafkaTimeoutError: not all completed within ``timeout_ms``.
         :raises IllegalStateError: called inside a send callback (it would deadlock).
+        :raises ValueError: ``timeout_ms`` is NaN or negative (``TypeError``: not a number).
         """
+        timeout = wait_seconds("timeout_ms", timeout_ms)
         if threading.current_thread() is self._sender:
             raise IllegalStateError(
                 "flush() inside a send callback is not permitted: it would deadlock"
             )
-        deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             self._flushing += 1
             try:
@@ -481,7 +563,10 @@ class Producer:
         Idempotent. Records not written within ``timeout_ms`` fail with
         ``KafkaTimeoutError``. Inside a send callback it acts as ``close(0)``, as
         in Kafka (waiting there for the sender would wait for ourselves).
+        ``timeout_ms`` is checked as ``flush``'s, before anything changes: a refused
+        close leaves the producer open.
         """
+        timeout = wait_seconds("timeout_ms", timeout_ms)  # checked before anything changes
         with self._lock:
             if self._closed:
                 return
@@ -495,7 +580,7 @@ class Producer:
             self._stopping = True
             self._ready.notify()
         if threading.current_thread() is not self._sender:
-            self._sender.join(None if timeout_ms is None else timeout_ms / 1000)
+            self._sender.join(timeout)
         with self._lock:
             leftovers = self._take_ready()
         for batch in leftovers:
@@ -527,7 +612,12 @@ def _check_timestamp(timestamp_ms: object) -> None:
     if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int):
         raise TypeError(f"timestamp_ms must be an int, not {type(timestamp_ms).__name__}")
     if timestamp_ms < 0:
-        raise ValueError(f"timestamp_ms must be >= 0, not {timestamp_ms}")
+        raise ValueError(f"timestamp_ms must be >= 0, not {short_repr(timestamp_ms)}")
+    if timestamp_ms > _MAX_TIMESTAMP:
+        raise ValueError(
+            f"timestamp_ms must be <= {_MAX_TIMESTAMP} (an int64, as stored); "
+            f"got {short_repr(timestamp_ms)}"
+        )
 
 
 def _check_headers(headers: object) -> list[tuple[str, bytes | None]]:
@@ -536,7 +626,7 @@ def _check_headers(headers: object) -> list[tuple[str, bytes | None]]:
     out = []
     for item in headers:
         if not isinstance(item, (tuple, list)) or len(item) != 2:
-            raise TypeError(f"each header must be a (str, bytes) pair, not {item!r}")
+            raise TypeError(f"each header must be a (str, bytes) pair, not {short_repr(item)}")
         k, v = item
         if not isinstance(k, str):
             raise TypeError(f"header keys must be str, not {type(k).__name__}")

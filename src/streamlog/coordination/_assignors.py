@@ -131,9 +131,7 @@ def _prepare(
     for member in members:
         wanted |= member.topics
     counts = {
-        topic: int(n)
-        for topic, n in partitions_per_topic.items()
-        if topic in wanted and int(n) > 0
+        topic: int(n) for topic, n in partitions_per_topic.items() if topic in wanted and int(n) > 0
     }
     subs = {m.member_id: m.topics.intersection(counts) for m in members}
     return counts, subs

@@ -4,16 +4,21 @@
 
     {"version": 1, "name": "orders", "id": "<uuid hex>", "partitions": 3,
      "config": {"retention.ms": 3600000}, "created_ms": 1700000000000,
-     "state": "active" | "deleting"}
+     "state": "active"}
+
+``meta/topics/<topic>.del``: the same file, renamed there by a deletion under way
+(releases before 0.2 marked it ``"state": "deleting"`` in place instead; both are
+finished the same way)
 
 ``config`` holds only what the user set; defaults are filled in when read, so
 a future release can change a default for topics that never chose.
 
 Create, delete and grow take ``meta/catalog.lock`` (a ``flock``, as partitions do)
 and write atomically (temporary file, fsync, rename, fsync of the directory).
-Delete first marks the file ``deleting``, then moves the topic's data to
-``trash/`` and removes the file; an interrupted delete is finished by the next
-catalog change. Readers take no lock: the rename makes every read see either
+Delete first renames the file to ``<topic>.del`` (no byte written, so it works
+on a full disk and on a damaged file), then moves the topic's data to
+``trash/`` and removes the marker; an interrupted delete is finished by the
+next catalog change. Readers take no lock: the rename makes every read see either
 the old or the new file. Readers cache by (inode, mtime, size).
 
 Process-safe and thread-safe.
@@ -23,7 +28,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import mmap
 import os
+import struct
 import threading
 import time
 import uuid
@@ -33,8 +40,8 @@ from typing import Any
 
 from .. import _layout
 from .._config import TopicConfig
-from .._fs import fs
-from .._names import check_topic_name
+from .._fs import crashpoint, fs
+from .._names import check_topic_name, is_name, short_repr
 from ..errors import (
     ConfigError,
     MetadataCorruptError,
@@ -46,6 +53,7 @@ from ..storage._datadir import DataDir, read_json, refuse_link, write_json
 from ..storage._state import AppendLock
 
 _VERSION = 1
+_U64 = struct.Struct("<Q")
 MAX_PARTITIONS = 100_000
 
 
@@ -68,15 +76,50 @@ class TopicCatalog:
         self._lock_path = _layout.catalog_lock(datadir.root)
         self._lock_timeout = lock_timeout
         self._lock: AppendLock | None = None  # opened at the first change
-        self._cache: dict[str, tuple[tuple[int, int, int], TopicMeta | None]] = {}
+        self._cache: dict[str, tuple[tuple[int, int, int, int], TopicMeta | None]] = {}
         self._cache_lock = threading.Lock()
         self._paths: dict[str, str] = {}  # valid names looked up so far -> their file
+        self._version_path = _layout.catalog_version(datadir.root)
+        self._version_map: mmap.mmap | None = None
 
     def close(self) -> None:
-        """Release the lock file's descriptor (the catalog itself needs no closing)."""
+        """Release the lock file's descriptor and the version map."""
         lock, self._lock = self._lock, None
-        if lock is not None:
-            lock.close()
+        vmap, self._version_map = self._version_map, None
+        try:
+            if lock is not None:
+                lock.close()
+        finally:
+            if vmap is not None:  # released even when the lock's close failed
+                with contextlib.suppress(BufferError, ValueError):
+                    vmap.close()
+
+    # ------------------------------------------------------------------ change counter
+    # Why a counter and not only (inode, mtime, size) of the file: a topic deleted and
+    # created again within one clock tick gets the same inode (reused at once), the same
+    # coarse mtime and the same size, so a cache keyed by them served the old topic id.
+    def _version(self) -> int:
+        """The change counter (one memory read), or -1 if it cannot be mapped."""
+        vmap = self._version_map
+        if vmap is None:
+            try:
+                fd = fs.open(self._version_path, create=True)
+                try:
+                    # allocated, not extended: a store into a hole on a full disk is a SIGBUS
+                    if fs.size(fd) < 8:
+                        fs.fallocate(fd, 0, 8, self._version_path)
+                    vmap = self._version_map = fs.map(fd, 8, path=self._version_path)
+                finally:
+                    fs.close(fd)
+            except StorageIOError:
+                return -1  # a full disk, a read-only directory: no caching then
+        return int(_U64.unpack_from(vmap, 0)[0])
+
+    def _changed(self) -> None:
+        """After a change is on disk (under the lock): make every reader look again."""
+        version = self._version()
+        if version >= 0 and self._version_map is not None:
+            _U64.pack_into(self._version_map, 0, (version + 1) % 2**63)
 
     def _path(self, name: str) -> str:
         return _layout.topic_meta_file(self.datadir.root, name)
@@ -93,13 +136,18 @@ class TopicCatalog:
             if len(self._paths) >= 10_000:
                 self._paths.clear()  # bounded, whatever names a caller tries
             path = self._paths[name] = self._path(name)
+        # the counter first, then the file: a change made in between bumps the counter
+        # again, so the entry cached here is looked at again next time
+        version = self._version()
         try:
             st = os.stat(path)
         except FileNotFoundError:
             return None
         except OSError as e:  # a planted link loop, no permission: a failing metadata read
             raise StorageIOError(e.errno or errno.EIO, e.strerror or str(e), path) from e
-        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        # the file's identity too: a file changed behind the catalog's back (by hand, or
+        # damaged) is read again
+        key = (version, st.st_ino, st.st_mtime_ns, st.st_size)
         with self._cache_lock:
             cached = self._cache.get(name)
         if cached is not None and cached[0] == key:
@@ -190,7 +238,7 @@ class TopicCatalog:
             raise ConfigError(f"partitions must be an int, not {type(partitions).__name__}")
         if not 1 <= partitions <= MAX_PARTITIONS:
             raise ConfigError(
-                f"partitions must be between 1 and {MAX_PARTITIONS}; got {partitions}"
+                f"partitions must be between 1 and {MAX_PARTITIONS}; got {short_repr(partitions)}"
             )
         parsed = TopicConfig.from_dict(config)  # validates before any I/O
         overrides = dict(config or {})
@@ -210,6 +258,7 @@ class TopicCatalog:
                 fs.makedirs(os.path.join(tdir, str(p)))
             fs.sync_dir(self.datadir.topics_dir)
             self._write(meta)
+            self._changed()
             return meta
         finally:
             lock.release()
@@ -228,14 +277,23 @@ class TopicCatalog:
             },
         )
 
-    def delete(self, name: str) -> TopicMeta:
+    def delete(self, name: str) -> None:
+        """Delete a topic: rename its catalog file to ``<name>.del`` (readers see the
+        topic gone at once; no byte is written, so this works on a full disk and on a
+        damaged catalog file), move its data to ``trash/``, remove the marker. A crash
+        in between is finished by the next catalog change."""
         check_topic_name(name)
         lock = self._acquire()
         try:
-            meta = self.require(name)
-            self._write(meta, state="deleting")
+            path = self._path(name)
+            if not os.path.lexists(path):
+                raise UnknownTopicError(f"unknown topic {name!r}")
+            refuse_link(path)  # planted: refused, as everywhere (not quietly removed)
+            fs.replace(path, _layout.topic_deleting_file(self.datadir.root, name))
+            fs.sync_dir(self.dir)
+            self._changed()
+            crashpoint("catalog.delete_marked")
             self._finish_deletion(name)
-            return meta
         finally:
             lock.release()
 
@@ -249,7 +307,7 @@ class TopicCatalog:
             if total <= meta.partitions:
                 raise ConfigError(
                     f"topic {name!r} has {meta.partitions} partitions; the count can only grow "
-                    f"(asked for {total})"
+                    f"(asked for {short_repr(total)})"
                 )
             if total > MAX_PARTITIONS:
                 raise ConfigError(f"at most {MAX_PARTITIONS} partitions")
@@ -258,6 +316,7 @@ class TopicCatalog:
                 fs.makedirs(os.path.join(tdir, str(p)))
             new = TopicMeta(name, meta.id, total, meta.overrides, meta.config, meta.created_ms)
             self._write(new)
+            self._changed()
             return new
         finally:
             lock.release()
@@ -274,6 +333,7 @@ class TopicCatalog:
             config = TopicConfig.from_dict(overrides)
             new = TopicMeta(name, meta.id, meta.partitions, overrides, config, meta.created_ms)
             self._write(new)
+            self._changed()
             return new
         finally:
             lock.release()
@@ -281,6 +341,11 @@ class TopicCatalog:
     # ------------------------------------------------------------------ deletion
     def _finish_deletions(self) -> None:
         for fname in fs.listdir(self.dir):
+            if fname.endswith(_layout.DELETING_SUFFIX):
+                name = fname[: -len(_layout.DELETING_SUFFIX)]
+                if is_name(name):
+                    self._finish_deletion(name)
+                continue
             if not fname.endswith(".json"):
                 continue
             name = fname[:-5]
@@ -289,15 +354,15 @@ class TopicCatalog:
                 data = read_json(self._path(name))
             except (ValueError, MetadataCorruptError, StorageIOError):
                 continue
-            if data.get("state") == "deleting":
-                self._finish_deletion(name)
+            if data.get("state") == "deleting":  # marked by an older release
+                self._finish_deletion(name, marker=self._path(name))
 
-    def _finish_deletion(self, name: str) -> None:
+    def _finish_deletion(self, name: str, *, marker: str | None = None) -> None:
         tdir = self.topic_dir(name)
         trash_path = None
         if os.path.lexists(tdir):
             trash_path = self._to_trash(tdir, name)
-        fs.unlink(self._path(name))
+        fs.unlink(marker or _layout.topic_deleting_file(self.datadir.root, name))
         fs.sync_dir(self.dir)
         with self._cache_lock:
             self._cache.pop(name, None)

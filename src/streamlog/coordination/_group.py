@@ -55,6 +55,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._names import is_name
 from .._structs import TopicPartition
 from ._assignors import COOPERATIVE, Assignor, MemberSubscription, cooperative_filter
 
@@ -93,8 +94,33 @@ def _mapping(value: Any) -> Mapping[Any, Any]:
     return value
 
 
+# Bounds of what a state file may hold: generations and times are int64 in Kafka and
+# here (time.monotonic_ns()); anything outside is damage, not a value to compute with.
+_MAX = 2**62
+_MAX_MS = 2**31 - 1
+
+
+def _int(value: Any, low: int = 0, high: int = _MAX) -> int:
+    if type(value) is not int or not low <= value <= high:
+        raise ValueError(f"expected an int in [{low}, {high}], got {value!r}"[:200])
+    return value
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a str, not {type(value).__name__}")
+    return value
+
+
+def _name(value: Any) -> str:
+    """A member id, topic or group name read from disk: it may become a file name."""
+    if not is_name(value):
+        raise ValueError(f"not a valid name: {value!r}"[:200])
+    return str(value)
+
+
 def _tps(items: Iterable[Any]) -> tuple[TopicPartition, ...]:
-    return tuple(sorted({TopicPartition(str(t), int(p)) for t, p in items}))
+    return tuple(sorted({TopicPartition(_name(t), _int(p, 0, _MAX_MS)) for t, p in items}))
 
 
 @dataclass
@@ -134,21 +160,26 @@ class Member:
 
     @classmethod
     def from_wire(cls, d: Mapping[str, Any]) -> Member:
+        """Parse what ``to_wire`` made; ``KeyError``/``TypeError``/``ValueError`` if malformed
+        or out of range (a member id that is not a valid file name is damage)."""
         instance = d["instance_id"]
+        alive = d["alive"]
+        if not isinstance(alive, bool):
+            raise TypeError("alive must be a bool")
         return cls(
-            member_id=str(d["member_id"]),
-            client_id=str(d["client_id"]),
-            instance_id=None if instance is None else str(instance),
-            topics=tuple(str(t) for t in d["topics"]),
-            protocols=tuple(str(p) for p in d["protocols"]),
-            session_timeout_ms=int(d["session_timeout_ms"]),
-            rebalance_timeout_ms=int(d["rebalance_timeout_ms"]),
-            joined=int(d["joined"]),
+            member_id=_name(d["member_id"]),
+            client_id=_str(d["client_id"]),
+            instance_id=None if instance is None else _name(instance),
+            topics=tuple(_name(t) for t in d["topics"]),
+            protocols=tuple(_str(p) for p in d["protocols"]),
+            session_timeout_ms=_int(d["session_timeout_ms"], 0, _MAX_MS),
+            rebalance_timeout_ms=_int(d["rebalance_timeout_ms"], 0, _MAX_MS),
+            joined=_int(d["joined"], -1),
             owned=_tps(d["owned"]),
-            owned_generation=int(d["owned_generation"]),
+            owned_generation=_int(d["owned_generation"], -1),
             assignment=_tps(d["assignment"]),
-            synced=int(d["synced"]),
-            alive=bool(d["alive"]),
+            synced=_int(d["synced"], -1),
+            alive=alive,
         )
 
 
@@ -195,16 +226,26 @@ class GroupState:
         members = [Member.from_wire(m) for m in d["members"]]
         leader = d["leader"]
         protocol = d["protocol"]
+        by_id = {m.member_id: m for m in members}
+        if len(by_id) != len(members):
+            raise ValueError("a member id appears twice")
+        if leader is not None and leader not in by_id:
+            raise ValueError("the leader is not a member")
         return cls(
-            group_id=str(d["group_id"]),
-            generation=int(d["generation"]),
+            group_id=_name(d["group_id"]),
+            generation=_int(d["generation"]),
             state=state,
-            protocol=None if protocol is None else str(protocol),
-            leader=None if leader is None else str(leader),
-            members={m.member_id: m for m in members},
-            partition_counts={str(t): int(n) for t, n in _mapping(d["partition_counts"]).items()},
-            rebalance_deadline=int(d["rebalance_deadline"]),
-            quarantine={TopicPartition(str(t), int(p)): int(u) for t, p, u in d["quarantine"]},
+            protocol=None if protocol is None else _str(protocol),
+            leader=leader,
+            members=by_id,
+            partition_counts={
+                _name(t): _int(n, 0, _MAX_MS) for t, n in _mapping(d["partition_counts"]).items()
+            },
+            rebalance_deadline=_int(d["rebalance_deadline"]),
+            quarantine={
+                TopicPartition(_name(t), _int(p, 0, _MAX_MS)): _int(u)
+                for t, p, u in d["quarantine"]
+            },
         )
 
     # ------------------------------------------------------------------ queries

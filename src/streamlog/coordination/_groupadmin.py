@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 from .. import _layout
 from .._fs import fs
-from .._names import check_name, check_partition, check_topic_name
+from .._names import check_name, check_partition, check_topic_name, short_repr
 from .._structs import (
     GroupDescription,
     MemberDescription,
@@ -149,7 +149,7 @@ def reset_offsets(
     for p in chosen:
         check_partition(p)
         if p >= meta.partitions:
-            raise UnknownPartitionError(f"topic {topic!r} has no partition {p}")
+            raise UnknownPartitionError(f"topic {topic!r} has no partition {short_repr(p)}")
     store, offsets = _stores(manager, group_id)
     try:
         with store.transaction() as state:
@@ -197,7 +197,15 @@ def delete_group(manager: LogManager, group_id: str) -> None:
     check_name("group_id", group_id)
     store, offsets = _stores(manager, group_id)
     try:
-        if not store.exists() and not offsets.all():
+        # by its files, not their contents: a group whose files are damaged can be deleted
+        root = manager.path
+        if not any(
+            os.path.lexists(p)
+            for p in (
+                _layout.group_state_file(root, group_id),
+                _layout.offsets_file(root, group_id),
+            )
+        ):
             raise UnknownGroupError(f"no consumer group {group_id!r}")
         with store.locked():
             with store.transaction() as state:

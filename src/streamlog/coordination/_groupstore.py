@@ -61,8 +61,8 @@ from contextlib import contextmanager
 
 from .. import _layout
 from .._fs import crashpoint, fs
-from .._names import check_name
-from ..errors import LockTimeoutError, StorageIOError
+from .._names import check_name, is_name
+from ..errors import LockTimeoutError, MetadataCorruptError, StorageIOError
 from ..storage._datadir import refuse_link
 from ._group import GroupState, Member
 
@@ -81,6 +81,7 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 _U64 = struct.Struct("<Q")
 _MEMBER = struct.Struct("<QQ")
 _MAX_STATE = 16 << 20
+_MAX_VERSION = 2**62  # a version word above this is damage (see ``_next_version``)
 
 
 class MemberFile:
@@ -161,8 +162,9 @@ class GroupStore:
         if self._map is None:
             fd = fs.open(self.version_path, create=True)
             try:
-                if fs.size(fd) < 8:
-                    fs.truncate(fd, 8, self.version_path)
+                # allocated, never just extended: a store through a map into a hole on a
+                # full disk is a SIGBUS that kills the process; fallocate says ENOSPC
+                fs.fallocate(fd, 0, 8, self.version_path)
                 self._map = fs.map(fd, 8, path=self.version_path)
             finally:
                 fs.close(fd)
@@ -243,15 +245,25 @@ class GroupStore:
         try:
             data = json.loads(raw)
             state = GroupState.from_wire(data["state"])
-            version = int(data["version"])
-        except (ValueError, KeyError, TypeError, AttributeError):
+            version = data["version"]
+            if type(version) is not int or not 0 <= version <= _MAX_VERSION:
+                raise ValueError(f"version {version!r} out of range")
+            if state.group_id != self.group_id:
+                raise ValueError("the state of another group")
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             # Not synced on purpose (see the module docstring): start the group afresh.
             return GroupState(self.group_id), 0
         return state, version
 
+    def _next_version(self) -> int:
+        """One more than any version seen. A version word out of range (damage: it is only
+        a change signal) is ignored; this write puts a good one in its place."""
+        word = self.version()
+        return max(word if word <= _MAX_VERSION else 0, self._cached_version) + 1
+
     def write(self, state: GroupState) -> None:
         """Publish ``state`` (under the exclusive lock)."""
-        version = max(self.version(), self._cached_version) + 1
+        version = self._next_version()
         body = json.dumps({"version": version, "state": state.to_wire()}, sort_keys=True)
         fs.write_atomic(self.state_path, body.encode(), durable=False)
         crashpoint("group.state_written")
@@ -261,6 +273,13 @@ class GroupStore:
 
     # ------------------------------------------------------------------ members
     def member_path(self, member_id: str) -> str:
+        # the one place a member id becomes a path: ids come from state files and
+        # directory listings too, so a crafted one (``../x``) must never get this far
+        if not is_name(member_id):
+            raise MetadataCorruptError(
+                f"group {self.group_id!r} names an invalid member id {member_id!r:.80}",
+                path=self.state_path,
+            )
         return os.path.join(self.members_dir, member_id)
 
     def create_member(self, member_id: str, now: int) -> MemberFile:
@@ -332,13 +351,16 @@ class GroupStore:
                 raise
 
     def member_files(self) -> list[str]:
+        """Member ids with a file. A link planted at the directory is refused (the sweep
+        would delete what it points to); entries that are not member ids are skipped."""
+        refuse_link(self.members_dir)
         try:
             names = fs.listdir(self.members_dir)
         except StorageIOError as e:
             if e.errno == errno.ENOENT:
                 return []
             raise
-        return [n for n in names if not n.endswith(".new")]
+        return [n for n in names if not n.endswith(".new") and is_name(n)]
 
     # ------------------------------------------------------------------ transactions
     @contextmanager
@@ -406,7 +428,7 @@ class GroupStore:
                 if e.errno != errno.ENOENT:
                     raise
         if self._map is not None:
-            _U64.pack_into(self._map, 0, self.version() + 1)
+            _U64.pack_into(self._map, 0, self._next_version())
         self._cached = None
 
     def close(self) -> None:

@@ -26,9 +26,18 @@ from typing import Any
 
 from .. import _layout
 from .._fs import fs
-from .._names import check_partition
+from .._names import check_partition, short_repr
 from .._structs import PartitionDescription, TopicDescription, TopicPartition
-from ..errors import ClosedError, ConfigError, StorageIOError, UnknownPartitionError
+from ..errors import (
+    ClosedError,
+    ConfigError,
+    CorruptRecordError,
+    OffsetOutOfRangeError,
+    StorageIOError,
+    StreamlogError,
+    UnknownPartitionError,
+    UnknownTopicError,
+)
 from ..storage._datadir import DataDir, refuse_links_in
 from ..storage._partition import PartitionLog, RecoveryReport
 from ._catalog import TopicCatalog, TopicMeta
@@ -116,9 +125,18 @@ class LogManager:
                 self._recover_all()
             if self._datadir.exclusive:
                 self._clean_leftovers()
+            # made ahead, so that a topic can be deleted (its directory renamed into
+            # trash/) on a disk with no byte left, where a mkdir would fail
+            with contextlib.suppress(StorageIOError):
+                fs.makedirs(self._datadir.trash)
             self._datadir.opened()
         except BaseException:
-            self._datadir.close()
+            catalog = getattr(self, "catalog", None)
+            try:
+                if catalog is not None:
+                    catalog.close()
+            finally:
+                self._datadir.close()
             raise
 
     def _recover_all(self) -> None:
@@ -225,10 +243,53 @@ class LogManager:
         check_partition(partition)
         return self.partition_for(self.catalog.require(topic), partition)  # checks the name
 
+    def partition_entry(self, topic: str, partition: int) -> tuple[str, PartitionLog]:
+        """``(topic id, log)`` of one partition: the log of the topic's incarnation that
+        the id names (a topic deleted and created again has a new id)."""
+        if self._closed:
+            raise ClosedError("the data directory handle is closed")
+        check_partition(partition)
+        meta = self.catalog.require(topic)
+        return meta.id, self.partition_for(meta, partition)
+
+    def explain(self, topic: str, topic_id: str, error: BaseException) -> BaseException:
+        """``error``, raised by a partition of incarnation ``topic_id`` of ``topic``, as
+        its user should see it. A failing disk is one thing; a topic deleted (or deleted
+        and created again) by another process while its files were in use is another:
+        ``UnknownTopicError``, as Kafka's clients get. The cached logs of the old
+        incarnation are dropped, so the next use opens the new one."""
+        if not isinstance(
+            error, (StorageIOError, CorruptRecordError, OffsetOutOfRangeError, ClosedError)
+        ):
+            return error
+        try:
+            meta = self.catalog.get(topic)
+        except StreamlogError:
+            return error
+        if meta is not None and meta.id == topic_id:
+            return error  # the same topic: the error is real
+        self.forget(topic, topic_id)
+        again = " and created again" if meta is not None else ""
+        unknown = UnknownTopicError(f"topic {topic!r} was deleted{again} while in use")
+        unknown.__cause__ = error
+        return unknown
+
+    def forget(self, topic: str, topic_id: str) -> None:
+        """Close and drop the cached logs of incarnation ``topic_id`` of ``topic``."""
+        with self._mutex:
+            doomed = [
+                self._partitions.pop(k)[1]
+                for k, (tid, _plog) in list(self._partitions.items())
+                if k[0] == topic and tid == topic_id
+            ]
+        with contextlib.suppress(StreamlogError, OSError):
+            _close_all(doomed)
+
     def partition_for(self, meta: TopicMeta, partition: int) -> PartitionLog:
         if partition >= meta.partitions:
             raise UnknownPartitionError(
-                f"topic {meta.name!r} has {meta.partitions} partitions; no partition {partition}"
+                f"topic {meta.name!r} has {meta.partitions} partitions; "
+                f"no partition {short_repr(partition)}"
             )
         key = (meta.name, partition)
         with self._mutex:
@@ -238,7 +299,14 @@ class LogManager:
                 if cached[0] == meta.id:
                     return cached[1]
                 _close_deleted(cached[1])  # the topic was deleted and created again
-            plog = self.open_partition(meta, partition)
+            try:
+                plog = self.open_partition(meta, partition)
+            except StreamlogError as e:
+                # deleted by another process between the catalog read and the open?
+                error = self.explain(meta.name, meta.id, e)
+                if error is e:
+                    raise
+                raise error from e
             plog.on_append = self.signal.notify
             self._partitions[key] = (meta.id, plog)
             return plog
@@ -247,7 +315,8 @@ class LogManager:
         """A new, uncached log of one partition (the caller closes it)."""
         if partition >= meta.partitions:
             raise UnknownPartitionError(
-                f"topic {meta.name!r} has {meta.partitions} partitions; no partition {partition}"
+                f"topic {meta.name!r} has {meta.partitions} partitions; "
+                f"no partition {short_repr(partition)}"
             )
         pdir = _layout.partition_dir(self.path, meta.name, partition)
         return PartitionLog(pdir, meta.config, lock_timeout=self.lock_timeout, clock=self.clock)

@@ -421,7 +421,12 @@ class OffsetStore:
         """Close the file. Idempotent; later calls raise ``ClosedError``."""
         with self._write_lock, self._cache_lock:
             self._closed = True
-            self._forget()
+            lock, self._flock = self._flock, None
+            try:
+                self._forget()
+            finally:
+                if lock is not None:  # the offsets.lock descriptor of the first commit
+                    lock.close()
 
     def __enter__(self) -> OffsetStore:
         return self
