@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import os
 import random
+import subprocess
+import sys
 import threading
 import zlib
 from collections import Counter
@@ -13,7 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streamlog.clients import _partitioner
 from streamlog.clients._partitioner import (
+    COMPILED,
     CallablePartitioner,
     Crc32Partitioner,
     Murmur2Partitioner,
@@ -290,38 +295,59 @@ def test_murmur2_partitioner_keyed_matches_function_and_ignores_topic() -> None:
             assert p.partition("other", key, n) == murmur2_partition(key, n)
 
 
+# The key cache belongs to the pure-Python path (``_partition_cached``); the compiled
+# path (``_partition_compiled``) hashes every time. These tests call the cached one
+# directly, so they run whichever path ``partition`` is.
+
+
 def test_murmur2_partitioner_cache_is_bounded_and_correct() -> None:
     p = Murmur2Partitioner(cache_size=10)
     keys = [f"k{i}".encode() for i in range(35)]
     for _ in range(2):
         for key in keys:
-            assert p.partition("t", key, 7) == murmur2_partition(key, 7)
+            assert p._partition_cached("t", key, 7) == murmur2_partition(key, 7)
             assert len(p._hashes) <= 10
     # a cached key answers from the cache
     key = keys[-1]
     assert key in p._hashes
     p._hashes[key] = 5  # poison it: the partitioner must use the cached value
-    assert p.partition("t", key, 7) == 5
+    assert p._partition_cached("t", key, 7) == 5
 
 
 def test_murmur2_partitioner_cache_skips_long_keys_and_can_be_off() -> None:
     p = Murmur2Partitioner(cache_max_key=8)
     long_key = b"x" * 9
-    assert p.partition("t", long_key, 5) == murmur2_partition(long_key, 5)
+    assert p._partition_cached("t", long_key, 5) == murmur2_partition(long_key, 5)
     assert long_key not in p._hashes
     off = Murmur2Partitioner(cache_size=0)
     for i in range(20):
         key = bytes([i])
-        assert off.partition("t", key, 5) == murmur2_partition(key, 5)
+        assert off._partition_cached("t", key, 5) == murmur2_partition(key, 5)
     assert off._hashes == {}
 
 
+def test_murmur2_partitioner_uses_the_active_path() -> None:
+    expected = (
+        Murmur2Partitioner._partition_compiled if COMPILED
+        else Murmur2Partitioner._partition_cached
+    )
+    assert Murmur2Partitioner.partition is expected
+    p = Murmur2Partitioner(rng=random.Random(1))
+    for part in (p._partition_compiled, p._partition_cached):
+        for key, expected_partition in PARTITIONS_OF_1000:
+            assert part("t", key, 1000) == expected_partition
+        assert part("t", bytearray(b"abc"), 1000) == 107  # type: ignore[arg-type]
+        assert 0 <= part("t", None, 5) < 5
+
+
 def test_murmur2_partitioner_bytes_like_keys() -> None:
-    p = Murmur2Partitioner()
-    assert p.partition("t", bytearray(b"abc"), 1000) == 107  # type: ignore[arg-type]
-    assert p.partition("t", memoryview(b"abc"), 1000) == 107  # type: ignore[arg-type]
-    assert p._hashes == {}  # neither is cached (they are mutable or hold a buffer)
-    assert p.partition("t", b"abc", 1000) == 107
+    for name in ("partition", "_partition_cached"):
+        p = Murmur2Partitioner()
+        part = getattr(p, name)
+        assert part("t", bytearray(b"abc"), 1000) == 107  # type: ignore[arg-type]
+        assert part("t", memoryview(b"abc"), 1000) == 107  # type: ignore[arg-type]
+        assert p._hashes == {}  # neither is cached (they are mutable or hold a buffer)
+        assert part("t", b"abc", 1000) == 107
 
 
 # ------------------------------------------------------------------------ sticky
@@ -631,3 +657,141 @@ def test_keyed_cache_under_threads_stays_correct() -> None:
             assert p.partition("t", key, 9) == expected[key]
 
     hammer(worker)
+
+
+# ------------------------------------------------------- compiled speedups (C extension)
+
+try:
+    from streamlog import _speedups
+except ImportError:  # not built (no C compiler at install time)
+    _speedups = None  # type: ignore[assignment]
+
+needs_extension = pytest.mark.skipif(
+    _speedups is None,
+    reason="streamlog._speedups is not built (no C compiler when installed): "
+    "only the pure-Python path can be tested",
+)
+
+ALL_VECTORS = [(k, h) for k, h in JAVA_HASHES] + [
+    (k, h - (1 << 32) if h & 0x80000000 else h) for k, h in LIBRDKAFKA_HASHES
+]
+
+
+def test_active_path_matches_the_switch_and_the_build() -> None:
+    pure_forced = os.environ.get("STREAMLOG_PURE_PYTHON", "") not in ("", "0")
+    assert COMPILED == (_speedups is not None and not pure_forced)
+    if COMPILED:
+        assert murmur2 is _speedups.murmur2
+        assert murmur2_partition is _speedups.murmur2_partition
+    else:
+        assert murmur2 is _partitioner._py_murmur2
+        assert murmur2_partition is _partitioner._py_murmur2_partition
+
+
+@pytest.mark.parametrize("env", ["1", "0", ""])
+def test_pure_python_switch_in_a_subprocess(env: str) -> None:
+    code = (
+        "import json, sys\n"
+        "from streamlog.clients import _partitioner as p\n"
+        "print(json.dumps([p.COMPILED, p.murmur2.__name__, p.murmur2(b'21'),"
+        " p.murmur2_partition(b'abc', 1000), p.Murmur2Partitioner.partition.__name__]))\n"
+    )
+    environ = {**os.environ, "STREAMLOG_PURE_PYTHON": env}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=True
+    ).stdout
+    compiled, name, h, part, method = __import__("json").loads(out)
+    assert (h, part) == (-973932308, 107)
+    if env == "1":
+        assert (compiled, name, method) == (False, "_py_murmur2", "_partition_cached")
+    else:
+        built = _speedups is not None
+        assert compiled is built
+        assert name == ("murmur2" if built else "_py_murmur2")
+        assert method == ("_partition_compiled" if built else "_partition_cached")
+
+
+@pytest.mark.parametrize(("key", "expected"), ALL_VECTORS)
+def test_pure_function_on_known_vectors(key: bytes, expected: int) -> None:
+    assert _partitioner._py_murmur2(key) == expected
+    for n in (1, 7, 1000):
+        assert _partitioner._py_murmur2_partition(key, n) == to_positive(expected) % n
+
+
+@needs_extension
+@pytest.mark.parametrize(("key", "expected"), ALL_VECTORS)
+def test_compiled_on_known_vectors(key: bytes, expected: int) -> None:
+    assert _speedups.murmur2(key) == expected
+    assert _speedups.murmur2_positive(key) == to_positive(expected)
+    for n in (1, 7, 1000):
+        assert _speedups.murmur2_partition(key, n) == to_positive(expected) % n
+
+
+@needs_extension
+@pytest.mark.parametrize(("key", "expected"), PARTITIONS_OF_1000)
+def test_compiled_partition_kafka_python_vectors(key: bytes, expected: int) -> None:
+    assert _speedups.murmur2_partition(key, 1000) == expected
+
+
+@needs_extension
+@settings(max_examples=1500, deadline=None)
+@given(st.integers(min_value=0, max_value=300).flatmap(lambda n: st.binary(min_size=n, max_size=n)),
+       st.integers(min_value=1, max_value=(1 << 40)))
+def test_compiled_agrees_with_pure_on_random_keys(data: bytes, n: int) -> None:
+    h = _partitioner._py_murmur2(data)
+    assert _speedups.murmur2(data) == h
+    assert _speedups.murmur2_positive(data) == to_positive(h)
+    assert _speedups.murmur2_partition(data, n) == _partitioner._py_murmur2_partition(data, n)
+
+
+@needs_extension
+def test_compiled_agrees_with_pure_at_every_length() -> None:
+    rnd = random.Random(2)
+    for length in range(301):
+        for _ in range(5):
+            data = rnd.randbytes(length)
+            assert _speedups.murmur2(data) == _partitioner._py_murmur2(data), length
+        for fill in (b"\xff", b"\x80", b"\x00"):
+            assert _speedups.murmur2(fill * length) == _partitioner._py_murmur2(fill * length)
+
+
+@needs_extension
+def test_compiled_accepts_what_pure_accepts() -> None:
+    data = b"a-little-bit-long-string"
+    strided = memoryview(data)[::3]  # not contiguous: copied through bytes()
+    as_words = memoryview(bytearray(data)).cast("I")  # bytes(view) is its raw bytes
+    for key in (bytearray(data), memoryview(data), strided, as_words, memoryview(b"")):
+        assert _speedups.murmur2(key) == _partitioner._py_murmur2(key)  # type: ignore[arg-type]
+        assert _speedups.murmur2_partition(key, 12) == (  # type: ignore[arg-type]
+            _partitioner._py_murmur2_partition(key, 12)  # type: ignore[arg-type]
+        )
+
+    class Sub(bytes):
+        def __bytes__(self) -> bytes:
+            return b"other"
+
+    assert _speedups.murmur2(Sub(b"x")) == _partitioner._py_murmur2(Sub(b"x"))
+    for bad in ("str", None, 1.5):
+        with pytest.raises(TypeError):
+            _partitioner._py_murmur2(bad)  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            _speedups.murmur2(bad)  # type: ignore[arg-type]
+    released = memoryview(b"abc")
+    released.release()
+    with pytest.raises(ValueError):
+        _speedups.murmur2(released)
+
+
+@needs_extension
+def test_compiled_partition_modulo_matches_python_for_odd_counts() -> None:
+    # The pure code leaves ``%`` to Python: the compiled one does too outside 1..LONG_MAX.
+    key = b"foobar"
+    for n in (1, 2**31 - 1, 2**31, 2**62, 2**70, -3, True):
+        assert _speedups.murmur2_partition(key, n) == _partitioner._py_murmur2_partition(key, n)
+    with pytest.raises(ZeroDivisionError):
+        _speedups.murmur2_partition(key, 0)
+    with pytest.raises(ZeroDivisionError):
+        _partitioner._py_murmur2_partition(key, 0)
+    with pytest.raises(TypeError):
+        _speedups.murmur2_partition(key)  # type: ignore[call-arg]
+    assert _speedups.murmur2_partition(key, 7.0) == _partitioner._py_murmur2_partition(key, 7.0)  # type: ignore[arg-type]
