@@ -50,7 +50,9 @@ c. Consume a backlog of N records (written beforehand by our producer,
    with a fresh consumer (``assign``, ``auto_offset_reset="earliest"``):
    ``poll(max_records=10_000)`` (one poll returns at most one fetch, 1 MiB,
    about 8,700 records), ``poll()`` (kafka-python's default of 500 records),
-   and the blocking iterator ``for record in consumer``.
+   and the blocking iterator ``for record in consumer``. Then random reads:
+   ``seek(tp, o)`` + ``poll(max_records=1)`` at 5,000 random offsets of the
+   backlog (row ``c-rand``, latency per read; ``--records`` sets the log size).
 d. End-to-end latency in one process: a producer thread (``linger_ms=0``,
    ``acks=1``) sends one record every 50 us, a consumer thread is blocked in
    ``poll(timeout_ms=1000)``; the value carries ``time.perf_counter_ns()``
@@ -109,6 +111,7 @@ VALUE_POOL = 4096
 KEY_POOL = 10_000
 LATENCY_INTERVAL_NS = 50_000
 POLL_MAX = 10_000
+RAND_READS = 5_000
 STAMP = struct.Struct("<qq")  # sequence number, send time (ns)
 TIMEOUT_S = 120.0
 
@@ -120,6 +123,7 @@ TARGETS = {
     "e2e_p50_us": 50.0,
     "e2e_p99_us": 250.0,
     "xproc_p99_us": 1000.0,
+    "rand_p50_us": 20.0,
 }
 
 
@@ -280,6 +284,29 @@ def bench_consume(log: streamlog.Log, topic: str, n: int, mode: str) -> float:
     if got != n:
         raise RuntimeError(f"consumed {got} records, expected {n}")
     return dt
+
+
+def bench_random_read(log: streamlog.Log, topic: str, n: int, k: int, seed: int) -> list[int]:
+    """Latencies (ns) of ``seek(tp, o)`` + ``poll(max_records=1)`` at k random offsets o."""
+    tp = TopicPartition(topic, 0)
+    rng = random.Random(seed)
+    offsets = [rng.randrange(n) for _ in range(k)]
+    lat: list[int] = []
+    clock = time.perf_counter_ns
+    consumer = log.consumer(auto_offset_reset="earliest")
+    consumer.assign([tp])
+    try:
+        seek, poll = consumer.seek, consumer.poll
+        for o in offsets:
+            t0 = clock()
+            seek(tp, o)
+            got = poll(max_records=1)
+            lat.append(clock() - t0)
+            if got[tp][0].offset != o:
+                raise RuntimeError(f"seek to {o} returned {got[tp][0].offset}")
+    finally:
+        consumer.close()
+    return lat
 
 
 # --------------------------------------------------------------------------- d
@@ -737,6 +764,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     lats: dict[str, list[dict[str, float]]] = {k: [] for k, _ in lat_cfgs}
     peer_rounds: list[dict[str, float]] = []
+    rand_reads: list[dict[str, float]] = []
     sync_alone: list[float] = []
     backlog_batches = 0
     try:
@@ -772,6 +800,11 @@ def main(argv: list[str] | None = None) -> int:
                     dt = bench_consume(log, "backlog", n_backlog, mode)
                     rates[key].append(n_backlog / dt)
                     note(f"  {key}: {n_backlog / dt:,.0f}/s")
+                res = latency_stats(
+                    bench_random_read(log, "backlog", n_backlog, RAND_READS, args.seed + r)
+                )
+                rand_reads.append(res)
+                note(f"  c-rand: p50 {res['p50']:.1f} us, p99 {res['p99']:.1f} us")
                 for key, _label in lat_cfgs:
                     if key == "d-busy" and q:
                         continue
@@ -908,6 +941,21 @@ def main(argv: list[str] | None = None) -> int:
             fmt_ratio(ratio),
             target,
             status,
+        )
+
+    if rand_reads:
+        p50 = median([x["p50"] for x in rand_reads])
+        p99 = median([x["p99"] for x in rand_reads])
+        table.row(
+            "c-rand seek + poll(max_records=1)",
+            f"p50 {p50:,.1f} / p99 {p99:,.1f} us",
+            f"{RAND_READS:,} random offsets of the {records:,}-record backlog; "
+            f"p99.9 {median([x['p999'] for x in rand_reads]):,.1f} us; "
+            f"p50 runs {spread([x['p50'] for x in rand_reads], ',.1f')}",
+            "",
+            "",
+            f"p50 <= {TARGETS['rand_p50_us']:.0f} us",
+            verdict([("p50", p50 <= TARGETS["rand_p50_us"])]),
         )
 
     table.section(

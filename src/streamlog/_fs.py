@@ -24,6 +24,7 @@ import mmap
 import os
 import shutil
 import signal
+import socket
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -240,6 +241,28 @@ class FileSystem:
         crashpoint("meta.renamed")
         if durable:
             self.sync_dir(os.path.dirname(path) or ".")
+
+    def bind_socket(self, path: str) -> socket.socket:
+        """A non-blocking ``AF_UNIX`` datagram socket bound at ``path`` (mode 0600): a
+        doorbell (``coordination._doorbell``)."""
+
+        def go() -> socket.socket:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            try:
+                sock.setblocking(False)
+                sock.bind(path)
+                os.chmod(path, FILE_MODE)
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+
+        return _wrap(path, go)
+
+    def send_datagram(self, sock: socket.socket, path: str) -> None:
+        """``sendto`` one byte to the datagram socket bound at ``path`` (a doorbell's ring);
+        ``sock`` is non-blocking: a full receive queue is ``EAGAIN``."""
+        _wrap(path, lambda: sock.sendto(b"\x01", path))
 
     def read_file(self, path: str, limit: int) -> bytes:
         """Read a whole small file, refusing anything larger than ``limit`` bytes."""

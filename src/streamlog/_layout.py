@@ -9,6 +9,9 @@
         clean-shutdown                  present while closed cleanly (storage._datadir)
         catalog.lock                    guards topic create/delete/grow (coordination._catalog)
         catalog.version                 a change counter readers map (coordination._catalog)
+        doorbells/                      wake-ups across processes (coordination._doorbell)
+          board                         sleeper count + bell generation, mapped
+          <pid>-<token>.sock            a sleeping reader's datagram socket
         topics/<topic>.json             the topic catalog (coordination._catalog)
         groups/<group>/                 one consumer group (coordination._groupstore)
           group.lock  state.json  version  members/<member id>
@@ -89,6 +92,36 @@ def topic_dir(root: str, topic: str) -> str:
 
 def partition_dir(root: str, topic: str, partition: int) -> str:
     return os.path.join(topic_dir(root, topic), str(partition))
+
+
+# ------------------------------------------------------------------ doorbells
+BELL_SUFFIX = ".sock"
+
+
+def doorbells_dir(root: str) -> str:
+    return os.path.join(meta_dir(root), "doorbells")
+
+
+def doorbell_board(root: str) -> str:
+    """A small mapped file: the count of sleeping readers and the bells' generation."""
+    return os.path.join(doorbells_dir(root), "board")
+
+
+def bell_name(pid: int, token: str) -> str:
+    """The file name of a reader's bell (an AF_UNIX datagram socket)."""
+    return f"{pid}-{token}{BELL_SUFFIX}"
+
+
+def bell_pid(name: str) -> int | None:
+    """The process id a bell's file name carries, or None if ``name`` is not a bell."""
+    stem, sep, _token = name.partition("-")
+    if not sep or not name.endswith(BELL_SUFFIX) or not stem.isdigit() or len(stem) > 10:
+        return None
+    return int(stem)
+
+
+def bell_path(root: str, name: str) -> str:
+    return os.path.join(doorbells_dir(root), name)
 
 
 # ------------------------------------------------------------------ groups

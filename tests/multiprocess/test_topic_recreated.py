@@ -112,7 +112,7 @@ def test_delete_and_create_races_read_as_unknown_topic(data_dir: str) -> None:
     ``UnknownTopicError`` (or a reset), never a failing disk."""
     with streamlog.open(data_dir) as log:
         log.create_topic("t", 2, {"segment.bytes": 4096})
-    churn = subprocess.Popen(
+    with subprocess.Popen(
         [
             sys.executable,
             "-c",
@@ -131,33 +131,35 @@ def test_delete_and_create_races_read_as_unknown_topic(data_dir: str) -> None:
         ],
         cwd=ROOT,
         stderr=subprocess.PIPE,
-    )
-    errors: dict[str, int] = {}
-    unexpected: list[str] = []
-    sent = delivered = 0
-    with streamlog.open(data_dir) as log:
-        producer = log.producer(linger_ms=1)
-        consumer = log.consumer("t", auto_offset_reset="earliest")
-        while churn.poll() is None:
-            futures = [producer.send("t", b"x" * 300) for _ in range(50)]
-            for f in futures:
+    ) as churn:  # waited for and its pipe closed, whatever happens
+        errors: dict[str, int] = {}
+        unexpected: list[str] = []
+        sent = delivered = 0
+        with streamlog.open(data_dir) as log:
+            producer = log.producer(linger_ms=1)
+            consumer = log.consumer("t", auto_offset_reset="earliest")
+            while churn.poll() is None:
+                futures = [producer.send("t", b"x" * 300) for _ in range(50)]
+                for f in futures:
+                    try:
+                        f.result(10)
+                        sent += 1
+                    except streamlog.StreamlogError as e:
+                        errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
+                        if not isinstance(e, streamlog.UnknownTopicError):
+                            unexpected.append(repr(e))
                 try:
-                    f.result(10)
-                    sent += 1
+                    delivered += sum(len(v) for v in consumer.poll(5).values())
                 except streamlog.StreamlogError as e:
-                    errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
+                    errors["poll " + type(e).__name__] = (
+                        errors.get("poll " + type(e).__name__, 0) + 1
+                    )
                     if not isinstance(e, streamlog.UnknownTopicError):
                         unexpected.append(repr(e))
-            try:
-                delivered += sum(len(v) for v in consumer.poll(5).values())
-            except streamlog.StreamlogError as e:
-                errors["poll " + type(e).__name__] = errors.get("poll " + type(e).__name__, 0) + 1
-                if not isinstance(e, streamlog.UnknownTopicError):
-                    unexpected.append(repr(e))
-        producer.close()
-        consumer.close()
-    _out, err = churn.communicate()  # also closes the pipe
-    assert churn.returncode == 0, err
+            producer.close()
+            consumer.close()
+        _out, err = churn.communicate()  # also closes the pipe
+        assert churn.returncode == 0, err
     print(f"\nraces: {sent} sent, {delivered} delivered, errors {errors}")
     assert set(errors) <= {"UnknownTopicError", "poll UnknownTopicError"}, unexpected[:5]
     assert sent > 0

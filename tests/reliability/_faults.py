@@ -50,6 +50,8 @@ METHODS = (
     "read_file",
     "rmtree",
     "flock",
+    "bind_socket",
+    "send_datagram",
 )
 SYNCS = ("sync", "fsync", "msync", "sync_dir")
 ERRNOS = {

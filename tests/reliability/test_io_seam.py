@@ -23,6 +23,7 @@ import ast
 import fcntl
 import os
 import re
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -225,6 +226,11 @@ def test_crash_points_are_documented() -> None:
     assert documented - in_source == set(), f"documented but gone: {sorted(documented - in_source)}"
 
 
+def _send_to(path: str) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        fs.send_datagram(sock, path)
+
+
 def _a_file(tmp_path: os.PathLike[str]) -> str:
     path = os.path.join(os.fspath(tmp_path), "plain-file")
     with open(path, "wb") as f:
@@ -257,6 +263,8 @@ def test_facade_methods_raise_storage_io_error(tmp_path: os.PathLike[str], metho
         "read_file": lambda: fs.read_file(missing, 10),
         "rmtree": lambda: fs.rmtree(_a_file(tmp_path)),  # not a directory
         "flock": lambda: fs.flock(10_000, fcntl.LOCK_EX, missing),
+        "bind_socket": lambda: fs.bind_socket(missing),  # its directory does not exist
+        "send_datagram": lambda: _send_to(missing),  # nobody bound there
     }
     call = calls[method]
     if call is None:

@@ -29,7 +29,7 @@ from streamlog import (
     WakeupError,
 )
 from streamlog.clients import _consumer
-from streamlog.storage._codec import COMPRESSION_ZSTD, prepare_batch
+from streamlog.storage._codec import COMPRESSION_ZSTD, RecordBatch, prepare_batch
 
 T0 = TopicPartition("t", 0)
 T1 = TopicPartition("t", 1)
@@ -1108,4 +1108,119 @@ def test_iterating_a_large_backlog_buffers_at_most_one_fetch_per_partition(
     assert count == total
     assert expected == {0: per_batch * batches, 1: per_batch * batches}
     assert largest == per_batch
+    c.close()
+
+
+# ---------------------------------------------------------------- lazy decoding
+
+
+def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count ``RecordBatch.columns`` calls (one per batch decoded); returns the counter."""
+    calls = [0]
+    columns = RecordBatch.columns
+
+    def counted(self: RecordBatch, path: str = "?") -> Any:
+        calls[0] += 1
+        return columns(self, path)
+
+    monkeypatch.setattr(RecordBatch, "columns", counted)
+    return calls
+
+
+def test_seek_and_poll_one_decodes_one_batch(
+    log: streamlog.Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log.create_topic("t", 1)
+    _fill(log, T0, 1000, per_batch=10)
+    calls = _count_decodes(monkeypatch)
+    c = log.consumer(auto_offset_reset="earliest")
+    c.assign([T0])
+    c.seek(T0, 555)
+    assert _offsets(c.poll(max_records=1), T0) == [555]
+    assert calls[0] == 1
+    assert c.position(T0) == 556
+    assert _offsets(c.poll(max_records=1), T0) == [556]  # same batch: no decode
+    assert calls[0] == 1
+    assert _offsets(c.poll(max_records=5), T0) == [557, 558, 559, 560, 561]
+    assert calls[0] == 2
+    c.seek(T0, 42)  # a seek drops what was read ahead
+    assert _offsets(c.poll(max_records=1), T0) == [42]
+    assert calls[0] == 3
+    # a plain poll still returns up to a whole fetch, batch after batch
+    assert _offsets(c.poll(), T0) == list(range(43, 543))
+    c.close()
+
+
+def test_positions_follow_each_record_across_batches_in_poll_and_iterator(
+    log: streamlog.Log,
+) -> None:
+    log.create_topic("t", 1)
+    _fill(log, T0, 35, per_batch=7)
+    c = log.consumer(auto_offset_reset="earliest", consumer_timeout_ms=50, max_poll_records=30)
+    c.assign([T0])
+    for want in range(0, 12, 3):
+        assert _offsets(c.poll(max_records=3), T0) == [want, want + 1, want + 2]
+        assert c.position(T0) == want + 3
+    it = iter(c)
+    for want in range(12, 20):
+        assert next(it).offset == want
+        assert c.position(T0) == want + 1
+    c.seek(T0, 3)  # between two records: the next one comes from there
+    assert next(it).offset == 3
+    c.pause(T0)  # takes effect at the next record
+    assert c.poll(timeout_ms=10) == {}
+    c.resume(T0)
+    assert [r.offset for r in it] == list(range(4, 35))
+    assert c.position(T0) == 35
+    c.close()
+
+
+def test_control_batches_are_skipped_between_lazily_decoded_batches(
+    log: streamlog.Log,
+) -> None:
+    log.create_topic("t", 1)
+    plog = log.partition("t", 0)
+    plog.append(prepare_batch([b"a%d" % i for i in range(5)]))  # 0-4
+    plog.append(prepare_batch([b"m"], timestamps=1, transactional=True, control=True))  # 5
+    plog.append(prepare_batch([b"m"], timestamps=1, transactional=True, control=True))  # 6
+    plog.append(prepare_batch([b"b%d" % i for i in range(5)]))  # 7-11
+    plog.append(prepare_batch([b"m"], timestamps=1, transactional=True, control=True))  # 12
+    c = log.consumer(auto_offset_reset="earliest", consumer_timeout_ms=50)
+    c.assign([T0])
+    c.seek(T0, 3)
+    assert _offsets(c.poll(max_records=2), T0) == [3, 4]
+    assert c.position(T0) == 5
+    assert _offsets(c.poll(max_records=1), T0) == [7]  # past both control batches
+    assert c.position(T0) == 8
+    assert [r.offset for r in c] == [8, 9, 10, 11]
+    assert c.poll(timeout_ms=10) == {}
+    assert c.position(T0) == 13  # moved past the trailing control batch
+    c.seek(T0, 5)  # into control batches: a poll(timeout_ms=0) still finds the records
+    assert _offsets(c.poll(max_records=1), T0) == [7]
+    c.close()
+
+
+def test_a_batch_that_fails_to_decode_fails_every_poll_after_the_records_before_it(
+    log: streamlog.Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log.create_topic("t", 1)
+    _fill(log, T0, 30, per_batch=10)
+    columns = RecordBatch.columns
+
+    def failing(self: RecordBatch, path: str = "?") -> Any:
+        if self.base_offset == 10:
+            raise streamlog.errors.CorruptRecordError("bad", path=path, position=self.position)
+        return columns(self, path)
+
+    monkeypatch.setattr(RecordBatch, "columns", failing)
+    c = log.consumer(auto_offset_reset="earliest")
+    c.assign([T0])
+    assert _offsets(c.poll(max_records=100), T0) == list(range(10))
+    assert c.position(T0) == 10
+    for _ in range(2):
+        with pytest.raises(streamlog.errors.CorruptRecordError):
+            c.poll(max_records=100)
+    assert c.position(T0) == 10
+    c.seek(T0, 20)  # a consumer can seek past it
+    assert _offsets(c.poll(max_records=100), T0) == list(range(20, 30))
     c.close()

@@ -6,12 +6,12 @@ buffer of records decoded from at most one fetch (``max_partition_fetch_bytes``)
 so memory stays bounded however large the backlog.
 
 ``poll`` returns as soon as any assigned partition has records. While
-nothing is there it waits on the data directory handle's condition, which
-appends made through the same handle signal at once; appends by other
-processes are noticed by re-reading each partition's tail word after a short
-sleep that doubles from 50 µs up to 1 ms (5 ms after a second of silence),
-so cross-process latency stays below a millisecond while data flows and an
-idle consumer costs almost no CPU.
+nothing is there it arms a doorbell of the data directory (``coordination/_doorbell``),
+looks once more, and sleeps on it: an append by any process rings it. Without
+a doorbell (no socket can be made) it waits on the handle's condition, which
+appends made through the same handle signal at once, and notices appends by
+other processes by re-reading each partition's tail word after a short sleep
+that doubles from 50 µs up to 1 ms (5 ms after a second of silence).
 
 Not thread-safe, as in Kafka, except ``wakeup()`` and ``close()``, which may
 be called from any thread: a blocked ``poll`` then raises ``WakeupError``
@@ -25,7 +25,7 @@ import os
 import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from itertools import repeat
+from itertools import islice, repeat
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,8 @@ from ._handle import PathOrLog, resolve
 from ._membership import AutoCommitTimer, CommitCallback, Membership
 
 if TYPE_CHECKING:
+    from ..coordination._doorbell import Bell
+    from ..storage._codec import RecordBatch
     from ..storage._partition import PartitionLog
 
 __all__ = ["Consumer", "ConsumerRebalanceListener"]
@@ -55,6 +57,10 @@ __all__ = ["Consumer", "ConsumerRebalanceListener"]
 _METADATA_TTL = 1.0
 _logger = logging.getLogger("streamlog.consumer")
 _new_record = tuple.__new__
+# The first read after a seek asks for 1 byte: storage returns the first batch whole,
+# and only it. Reads on grow by this factor, from at least _GROWN_READ bytes.
+_READ_GROWTH = 4
+_GROWN_READ = 16384
 
 
 class ConsumerRebalanceListener:
@@ -72,7 +78,28 @@ class ConsumerRebalanceListener:
 
 
 class _PartitionState:
-    __slots__ = ("buffer", "index", "paused", "plog", "position", "reset", "topic_id")
+    """Per assigned partition: the position, and what is read ahead of it.
+
+    A fetch is read from storage as whole undecoded batches (``batches``) and
+    decoded one batch at a time, when the records decoded before it
+    (``buffer[index:]``) are used up: a ``poll(max_records=1)`` after a seek
+    decodes one batch, not a whole fetch. ``read_bytes`` is the size of the next
+    read: one batch after a seek (or anything else that clears the state),
+    growing while the partition is read on, up to ``max_partition_fetch_bytes``.
+    """
+
+    __slots__ = (
+        "batches",
+        "buffer",
+        "index",
+        "next_batch",
+        "paused",
+        "plog",
+        "position",
+        "read_bytes",
+        "reset",
+        "topic_id",
+    )
 
     def __init__(self, topic_id: str, plog: PartitionLog) -> None:
         self.topic_id = topic_id  # the incarnation of the topic ``plog`` belongs to
@@ -82,10 +109,16 @@ class _PartitionState:
         self.paused = False
         self.buffer: list[ConsumerRecord] = []
         self.index = 0
+        self.batches: list[RecordBatch] = []  # the fetch, undecoded from ``next_batch`` on
+        self.next_batch = 0
+        self.read_bytes = 1
 
     def clear(self) -> None:
         self.buffer = []
         self.index = 0
+        self.batches = []
+        self.next_batch = 0
+        self.read_bytes = 1  # a new place: read one batch first
 
 
 class _GroupHooks:
@@ -670,48 +703,69 @@ class Consumer:
         idle_since = self._idle_since
         idle = time.monotonic() - idle_since
         delay = 50e-6 if idle < 0.01 else 0.001 if idle < 1.0 else 0.005
-        while True:
-            if self._wakeup:
-                self._wakeup = False
-                raise WakeupError("poll interrupted by wakeup()")
-            if self._closed:  # by another thread while we waited
-                return {}
-            member = self._member
-            if member is not None:
-                if self._subscription is not None or self._pattern is not None:
-                    if member.attention():
-                        member.step()
-                        self._raise_listener_error()
+        bell: Bell | None = None  # armed while this call sleeps on the doorbell
+        tried = False
+        try:
+            while True:
+                if self._wakeup:
+                    self._wakeup = False
+                    raise WakeupError("poll interrupted by wakeup()")
+                if self._closed:  # by another thread while we waited
+                    return {}
+                member = self._member
+                if member is not None:
+                    if self._subscription is not None or self._pattern is not None:
+                        if member.attention():
+                            member.step()
+                            self._raise_listener_error()
+                    else:
+                        member.run_async_callbacks()  # a standalone consumer's commit_async
                 else:
-                    member.run_async_callbacks()  # a standalone consumer's commit_async
-            else:
-                self._refresh_subscription(force=False)
-            if time.monotonic() - self._incarnations_checked >= _METADATA_TTL:
-                self._incarnations_checked = time.monotonic()
-                self._check_incarnations()
-            if (
-                self._auto_commit
-                and self._manual
-                and (member is None or not member.active)
-                and self._auto_commit_timer.due()
-            ):
-                self._auto_commit_timer.restart()
-                self._auto_commit_now(wait=False)
-            if self._unresolved and self._group_id is not None:
-                self._resolve_all()
-            seen = signal.count
-            out = self._collect(limit)
-            if out:
-                self._idle_since = time.monotonic()
-            if out or self._closed:
-                return out
-            now = time.monotonic()
-            left = deadline - now
-            if left <= 0:
-                return out
-            signal.wait(seen, min(left, delay), self._stopping)
-            cap = 0.001 if now - idle_since < 1.0 else 0.005
-            delay = min(delay * 2, cap)
+                    self._refresh_subscription(force=False)
+                if time.monotonic() - self._incarnations_checked >= _METADATA_TTL:
+                    self._incarnations_checked = time.monotonic()
+                    self._check_incarnations()
+                if (
+                    self._auto_commit
+                    and self._manual
+                    and (member is None or not member.active)
+                    and self._auto_commit_timer.due()
+                ):
+                    self._auto_commit_timer.restart()
+                    self._auto_commit_now(wait=False)
+                if self._unresolved and self._group_id is not None:
+                    self._resolve_all()
+                seen = signal.count
+                out = self._collect(limit)
+                if out:
+                    self._idle_since = time.monotonic()
+                if out or self._closed:
+                    return out
+                now = time.monotonic()
+                left = deadline - now
+                if left <= 0:
+                    return out
+                if bell is None and not tried and now - self._idle_since >= 0.0005:
+                    # Records flowed within 0.5 ms: the back-off below polls (a sleep and
+                    # a wake-up cost more than a look at 20,000 records/s). Quiet longer:
+                    # arm a doorbell, then look once more before sleeping on it; an append
+                    # by another process after that look rings it (coordination/_doorbell).
+                    tried = True
+                    bell = signal.sleeper()
+                    if bell is not None:
+                        continue
+                if bell is not None:
+                    # Rung by appends (any process), wakeup() and close(); the sleep is
+                    # bounded for the group's version word, metadata and timers.
+                    nap = min(left, 0.005 if member is not None else 0.1)
+                    signal.sleep(bell, seen, nap, self._stopping)
+                    continue
+                signal.wait(seen, min(left, delay), self._stopping)
+                cap = 0.001 if now - idle_since < 1.0 else 0.005
+                delay = min(delay * 2, cap)
+        finally:
+            if bell is not None:
+                signal.unarm(bell)
 
     def _collect(self, limit: int) -> dict[TopicPartition, list[ConsumerRecord]]:
         out: dict[TopicPartition, list[ConsumerRecord]] = {}
@@ -726,27 +780,43 @@ class Consumer:
             state = assigned[tp]
             if state.paused:
                 continue
-            if state.index >= len(state.buffer):
-                try:
-                    fetched = self._fetch(tp, state)
-                except Exception:
-                    if not out:
-                        raise
-                    # Return what was gathered (positions have moved past it); this
-                    # partition's error comes again at the next poll, which starts here.
-                    self._next = (start + i) % n
-                    return out
-                if not fetched:
-                    continue
-            buf, idx = state.buffer, state.index
-            take = min(limit - taken, len(buf) - idx)
-            records = buf[idx : idx + take] if (idx or take < len(buf)) else buf
-            state.index = idx + take
-            state.position = records[-1].offset + 1
-            if state.index >= len(buf):
-                state.clear()
-            out[tp] = records
-            taken += take
+            got: list[ConsumerRecord] | None = None
+            budget = self._fetch_bytes  # read at most one fetch per partition and poll
+            while True:
+                buf, idx = state.buffer, state.index
+                if idx >= len(buf):
+                    try:
+                        left = self._fill(tp, state, budget)
+                    except Exception:
+                        if got:
+                            out[tp] = got
+                        if not out:
+                            raise
+                        # Return what was gathered (positions have moved past it); this
+                        # partition's error comes again at the next poll, which starts here.
+                        self._next = (start + i) % n
+                        return out
+                    if left is None:
+                        break
+                    budget = left
+                    buf, idx = state.buffer, 0
+                take = min(limit - taken, len(buf) - idx)
+                records = buf[idx : idx + take] if (idx or take < len(buf)) else buf
+                state.position = records[-1][2] + 1
+                if idx + take >= len(buf):
+                    state.buffer = []  # (the caller owns ``records``, maybe ``buf`` itself)
+                    state.index = 0
+                else:
+                    state.index = idx + take
+                if got is None:
+                    got = records
+                else:
+                    got += records
+                taken += take
+                if taken >= limit:
+                    break
+            if got:
+                out[tp] = got
             if taken >= limit:
                 self._next = (start + i + 1) % n
                 break
@@ -754,15 +824,54 @@ class Consumer:
             self._next = (start + 1) % n
         return out
 
-    def _fetch(self, tp: TopicPartition, state: _PartitionState) -> bool:
-        """Decode the next fetch of ``tp`` into its buffer; False if there is nothing new."""
+    def _fill(self, tp: TopicPartition, state: _PartitionState, budget: int) -> int | None:
+        """Decode the next batch of ``tp``'s fetch that has records at or after the
+        position into its buffer; when the fetch is used up, read on from storage, up to
+        ``budget`` bytes. The budget left, or None if there is nothing new.
+
+        Control batches, and batches with nothing at or after the position (a gap), are
+        skipped, and the position moves past them. A batch that fails to decode stays
+        next, so the next call raises again.
+        """
+        while True:
+            batches = state.batches
+            j = state.next_batch
+            while j < len(batches):
+                batch = batches[j]
+                position: int = state.position  # type: ignore[assignment]  # set by the read
+                if batch.is_control:
+                    records = None
+                else:
+                    records = self._decode(tp, state.plog.path, batch, position)
+                j += 1
+                state.next_batch = j
+                if records:
+                    state.buffer = records
+                    state.index = 0
+                    return budget
+                # only control records or records below the position: move past them
+                if batch.last_offset >= position:
+                    state.position = batch.last_offset + 1
+            state.batches = []
+            state.next_batch = 0
+            if budget <= 0:
+                return None
+            size = min(state.read_bytes, budget)
+            if not self._read(tp, state, size):
+                return None
+            budget -= size
+            state.read_bytes = min(self._fetch_bytes, max(size * _READ_GROWTH, _GROWN_READ))
+
+    def _read(self, tp: TopicPartition, state: _PartitionState, max_bytes: int) -> bool:
+        """Read the next fetch of ``tp`` (whole batches from the position, up to about
+        ``max_bytes``) into ``state.batches``, undecoded; False if there is nothing new."""
         if not state.topic_id:
             return False  # the topic was deleted (see _follow_incarnation)
         try:
             position = self._resolve(tp, state)
             plog = state.plog
             try:
-                batches = plog.read(position, self._fetch_bytes)
+                batches = plog.read(position, max_bytes)
             except OffsetOutOfRangeError:
                 if self._reset_default == "none":
                     raise
@@ -770,66 +879,85 @@ class Consumer:
                 # Kafka does.
                 state.reset = self._reset_default
                 position = self._resolve(tp, state)
-                batches = plog.read(position, self._fetch_bytes)
-        except StreamlogError as e:
-            # the topic deleted (and maybe created again) by another process while we
-            # read it is not a failing disk: follow the new incarnation, or wait for one
+                batches = plog.read(position, max_bytes)
+        except (StreamlogError, ValueError) as e:
+            # the topic deleted (and maybe created again) while we read it is not a
+            # failing disk: follow the new incarnation, or wait for one. (A log closed
+            # by this process's delete_topic in the middle of our read can raise
+            # ValueError from its unmapped file: a closed log, as far as we care.)
+            if isinstance(e, ValueError):
+                if not state.plog.closed:
+                    raise
+                e = ClosedError(f"partition log {state.plog.path} was closed")
             error = self._log.explain(tp.topic, state.topic_id, e)
             if error is e:
-                raise
+                raise e from None
             self._follow_incarnation(tp, state)
             return False
         if not batches:
             return False
-        topic, partition = tp
-        records: list[ConsumerRecord] = []
-        kd, vd = self._key_deserializer, self._value_deserializer
-        for batch in batches:
-            if batch.is_control:
-                continue
-            offsets, stamps, keys, values, heads = batch.columns(plog.path)
-            made = map(
-                _new_record,
-                repeat(ConsumerRecord),
-                zip(repeat(topic), repeat(partition), offsets, stamps, keys, values, heads),
-            )
-            if batch.base_offset < position:
-                made = (r for r in made if r.offset >= position)  # type: ignore[assignment]
-            if kd is not None or vd is not None:
-                made = (  # type: ignore[assignment]
-                    r._replace(
-                        key=kd(r.key) if kd is not None and r.key is not None else r.key,
-                        value=vd(r.value) if vd is not None and r.value is not None else r.value,
-                    )
-                    for r in made
-                )
-            records.extend(made)
-        if not records:
-            # only control batches or records below the position (a gap): move past them
-            state.position = max(position, batches[-1].last_offset + 1)
-            return False
-        state.buffer = records
-        state.index = 0
+        state.batches = batches
+        state.next_batch = 0
         return True
+
+    def _decode(
+        self, tp: TopicPartition, path: str, batch: RecordBatch, position: int
+    ) -> list[ConsumerRecord]:
+        """The records of ``batch`` at or after ``position``, deserialized."""
+        offsets, stamps, keys, values, heads = batch.columns(path)
+        rows: Iterator[tuple[Any, ...]] = zip(
+            repeat(tp.topic), repeat(tp.partition), offsets, stamps, keys, values, heads
+        )
+        base = batch.base_offset
+        if base < position:
+            if type(offsets) is range:
+                rows = islice(rows, position - base, None)
+            else:
+                rows = (r for r in rows if r[2] >= position)
+        kd, vd = self._key_deserializer, self._value_deserializer
+        if kd is not None or vd is not None:
+            rows = (
+                (
+                    t,
+                    p,
+                    o,
+                    ts,
+                    k if kd is None or k is None else kd(k),
+                    v if vd is None or v is None else vd(v),
+                    h,
+                )
+                for t, p, o, ts, k, v, h in rows
+            )
+        return list(map(_new_record, repeat(ConsumerRecord), rows))
 
     # ------------------------------------------------------------------ iteration
     def __iter__(self) -> Iterator[ConsumerRecord]:
         return self
 
     def __next__(self) -> ConsumerRecord:
-        # Records are handed out one at a time straight from the partition's fetch
-        # buffer (up to max_poll_records before moving on, as poll does), so the
+        # Records are handed out one at a time straight from the partition's buffer (up
+        # to max_poll_records before moving on, as poll does; the rest of the fetch is
+        # decoded batch by batch here, storage is read only through poll), so the
         # position always follows the last record returned, as in kafka-python, and
         # seek/pause/assign between two records take effect at the next one.
         state = self._iter_state
-        if state is not None and self._iter_left and not state.paused:
+        if (
+            state is not None
+            and self._iter_left
+            and not state.paused
+            and self._assigned.get(self._iter_tp) is state
+        ):
             buf, i = state.buffer, state.index
-            if i < len(buf) and self._assigned.get(self._iter_tp) is state:
+            if (
+                i >= len(buf)
+                and state.next_batch < len(state.batches)
+                and self._fill(self._iter_tp, state, 0) is not None
+            ):
+                buf, i = state.buffer, 0
+            if i < len(buf):
                 record = buf[i]
                 state.index = i + 1
-                state.position = record.offset + 1
-                if i + 1 >= len(buf):
-                    state.clear()
+                state.position = record[2] + 1
                 self._iter_left -= 1
                 return record
         timeout = self._consumer_timeout

@@ -41,11 +41,13 @@ from ..errors import (
 from ..storage._datadir import DataDir, refuse_links_in
 from ..storage._partition import PartitionLog, RecoveryReport
 from ._catalog import TopicCatalog, TopicMeta
+from ._doorbell import Bell, Doorbell
 from ._offsets import sync_all_offsets
 
 __all__ = ["AppendSignal", "LogManager"]
 
 _FD_LIMIT_RAISED = False
+_RETIRE_AFTER = 10.0  # seconds: longer than a consumer's metadata refresh
 
 
 def _raise_fd_limit() -> None:
@@ -71,27 +73,77 @@ def _raise_fd_limit() -> None:
 
 
 class AppendSignal:
-    """Wakes consumers of this process waiting for data: every append through the
-    manager's partitions (and ``wakeup``/``close`` of a consumer) bumps ``count``
-    and notifies ``cond``. A waiter reads ``count`` before it looks for data and
-    waits only while it is unchanged, so no notification is lost in between."""
+    """Wakes consumers waiting for data: every append through the manager's partitions
+    (and ``wakeup``/``close`` of a consumer) bumps ``count`` and notifies ``cond``. A
+    waiter reads ``count`` before it looks for data and waits only while it is
+    unchanged, so no notification is lost in between.
 
-    __slots__ = ("cond", "count")
+    With a ``doorbell`` (``_doorbell.py``), a waiter may instead arm a bell
+    (``sleeper``), look for data once more, and ``sleep`` on it: appends by other
+    processes ring it (``appended`` rings the other processes' sleepers), and
+    ``notify`` rings the armed bells of this process, which were added to
+    ``armed`` before the waiter read ``count``."""
 
-    def __init__(self) -> None:
+    __slots__ = ("armed", "cond", "count", "doorbell")
+
+    def __init__(self, doorbell: Doorbell | None = None) -> None:
         self.cond = threading.Condition(threading.Lock())
         self.count = 0
+        self.doorbell = doorbell
+        self.armed: set[Bell] = set()
 
     def notify(self) -> None:
         with self.cond:
             self.count += 1
             self.cond.notify_all()
+            armed = tuple(self.armed) if self.armed else ()
+        doorbell = self.doorbell
+        if armed and doorbell is not None:
+            for bell in armed:
+                doorbell.ring_bell(bell)
+
+    def appended(self) -> None:
+        """The ``on_append`` hook: wake this process's waiters and other processes'
+        sleepers (one memory read when none sleeps)."""
+        self.notify()
+        doorbell = self.doorbell
+        if doorbell is not None:
+            doorbell.ring()
 
     def wait(self, seen: int, timeout: float, stop: Callable[[], bool]) -> None:
         """Wait up to ``timeout`` seconds unless ``count`` moved past ``seen`` or ``stop()``."""
         with self.cond:
             if self.count == seen and not stop():
                 self.cond.wait(timeout)
+
+    def sleeper(self) -> Bell | None:
+        """Arm a bell for a waiter (who must look for data once more before sleeping on
+        it, and ``unarm`` it when done), or None: wait with ``wait`` instead."""
+        doorbell = self.doorbell
+        if doorbell is None:
+            return None
+        bell = doorbell.arm()
+        if bell is not None:
+            with self.cond:
+                self.armed.add(bell)
+        return bell
+
+    def sleep(self, bell: Bell, seen: int, timeout: float, stop: Callable[[], bool]) -> None:
+        """Sleep on ``bell`` up to ``timeout`` seconds unless ``count`` moved past ``seen``
+        or ``stop()``."""
+        with self.cond:
+            if self.count != seen or stop():
+                return
+        bell.wait(timeout)
+
+    def unarm(self, bell: Bell) -> None:
+        with self.cond:
+            self.armed.discard(bell)
+        doorbell = self.doorbell
+        if doorbell is not None:
+            doorbell.disarm(bell)
+        else:  # the handle closed meanwhile (its doorbell forgot this bell)
+            bell.sock.close()
 
 
 class LogManager:
@@ -113,6 +165,8 @@ class LogManager:
         self._closed = False
         self._mutex = threading.RLock()
         self._partitions: dict[tuple[str, int], tuple[str, PartitionLog]] = {}
+        # logs of deleted topics, closed a while after they left the cache (``_retire``)
+        self._retired: list[tuple[float, PartitionLog]] = []
         self.signal = AppendSignal()
         _raise_fd_limit()
         self._datadir = DataDir(path, lock_timeout=max(self.lock_timeout, 30.0))
@@ -129,10 +183,14 @@ class LogManager:
             # trash/) on a disk with no byte left, where a mkdir would fail
             with contextlib.suppress(StorageIOError):
                 fs.makedirs(self._datadir.trash)
+            self.signal.doorbell = _open_doorbell(self._datadir.root, self._datadir.exclusive)
             self._datadir.opened()
         except BaseException:
             catalog = getattr(self, "catalog", None)
+            doorbell, self.signal.doorbell = self.signal.doorbell, None
             try:
+                if doorbell is not None:
+                    doorbell.close()
                 if catalog is not None:
                     catalog.close()
             finally:
@@ -194,7 +252,11 @@ class LogManager:
         self.catalog.delete(name)
         with self._mutex:
             doomed = [self._partitions.pop(k)[1] for k in list(self._partitions) if k[0] == name]
-        _close_all(doomed)
+        # closed now (the space of their unlinked files is freed only then); a consumer
+        # of this process reading one sees a closed log and moves on (UnknownTopicError)
+        for plog in doomed:
+            with contextlib.suppress(StreamlogError, OSError):
+                plog.close()
 
     def create_partitions(self, name: str, total: int) -> None:
         self.check_open()
@@ -275,15 +337,32 @@ class LogManager:
         return unknown
 
     def forget(self, topic: str, topic_id: str) -> None:
-        """Close and drop the cached logs of incarnation ``topic_id`` of ``topic``."""
+        """Drop the cached logs of incarnation ``topic_id`` of ``topic`` (retired: see
+        ``_retire``)."""
         with self._mutex:
-            doomed = [
-                self._partitions.pop(k)[1]
-                for k, (tid, _plog) in list(self._partitions.items())
-                if k[0] == topic and tid == topic_id
-            ]
-        with contextlib.suppress(StreamlogError, OSError):
-            _close_all(doomed)
+            for k, (tid, _plog) in list(self._partitions.items()):
+                if k[0] == topic and tid == topic_id:
+                    self._retire(self._partitions.pop(k)[1])
+
+    def _is_current(self, topic: str, topic_id: str) -> bool:
+        """Whether ``topic_id`` is still the topic's incarnation (True when unsure)."""
+        try:
+            meta = self.catalog.get(topic)
+        except StreamlogError:
+            return True
+        return meta is not None and meta.id == topic_id
+
+    def _retire(self, plog: PartitionLog) -> None:
+        """Under the mutex: close ``plog`` later, not now. Other clients of this process
+        may be in the middle of a read of it (a consumer notices a deleted topic only at
+        its next look); closing it under them would fail that read with a closed map
+        instead of the ``UnknownTopicError`` their next look gives. Logs retired more than
+        ``_RETIRE_AFTER`` seconds ago are closed here, the rest at ``close()``."""
+        now = time.monotonic()
+        self._retired.append((now, plog))
+        while self._retired and now - self._retired[0][0] > _RETIRE_AFTER:
+            with contextlib.suppress(StreamlogError, OSError):
+                _close_deleted(self._retired.pop(0)[1])
 
     def partition_for(self, meta: TopicMeta, partition: int) -> PartitionLog:
         if partition >= meta.partitions:
@@ -298,7 +377,7 @@ class LogManager:
             if cached is not None:
                 if cached[0] == meta.id:
                     return cached[1]
-                _close_deleted(cached[1])  # the topic was deleted and created again
+                self._retire(cached[1])  # the topic was deleted and created again
             try:
                 plog = self.open_partition(meta, partition)
             except StreamlogError as e:
@@ -307,7 +386,7 @@ class LogManager:
                 if error is e:
                     raise
                 raise error from e
-            plog.on_append = self.signal.notify
+            plog.on_append = self.signal.appended
             self._partitions[key] = (meta.id, plog)
             return plog
 
@@ -347,11 +426,26 @@ class LogManager:
             if self._closed:
                 return
             self._closed = True
-            partitions = [plog for _id, plog in self._partitions.values()]
+            cached = list(self._partitions.items())
+            gone = [plog for _t, plog in self._retired]
             self._partitions.clear()
+            self._retired.clear()
+        partitions = []
+        for (topic, _p), (topic_id, plog) in cached:
+            if self._is_current(topic, topic_id):
+                partitions.append(plog)
+            else:
+                gone.append(plog)
+        # logs of deleted topics (their files may be gone, or be another incarnation's
+        # now): what they fail to sync is no one's data any more
+        for plog in gone:
+            with contextlib.suppress(StreamlogError, OSError):
+                plog.close()
         errors: list[BaseException] = []
+        doorbell, self.signal.doorbell = self.signal.doorbell, None
         steps: list[Callable[[], None]] = [
             lambda: _close_all(partitions),
+            lambda: doorbell.close() if doorbell is not None else None,
             self.catalog.close,
             lambda: self._datadir.close(sync_also=lambda: sync_all_offsets(self.path)),
         ]
@@ -362,6 +456,14 @@ class LogManager:
                 errors.append(e)
         if errors:
             raise errors[0]
+
+
+def _open_doorbell(root: str, alone: bool) -> Doorbell | None:
+    """The directory's doorbells, or None (consumers then poll) if they cannot be set up."""
+    try:
+        return Doorbell(root, alone=alone)
+    except (OSError, ValueError):
+        return None
 
 
 def _close_all(plogs: list[PartitionLog]) -> None:

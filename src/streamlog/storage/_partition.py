@@ -322,6 +322,7 @@ class PartitionLog:
 
     @property
     def log_start_offset(self) -> int:
+        self._check_open()
         start = self.state.log_start()
         first: int = self._segments.keys()[0]
         return max(start, first)
@@ -331,6 +332,10 @@ class PartitionLog:
         """The log end offset: the offset the next appended record will get."""
         self._check_open()
         return self._refresh().next_offset
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def _check_open(self) -> None:
         if self._closed:
