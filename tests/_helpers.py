@@ -32,3 +32,12 @@ def mount_tmpfs(path: str, size: str) -> bool:
         ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", path], capture_output=True
     )
     return done.returncode == 0
+
+
+def numeric_topic_keys() -> list[str]:
+    """Every topic config key whose value is an int (from the defaults, so a new key is
+    covered without a list to update)."""
+    import streamlog
+
+    defaults = streamlog.TopicConfig().to_dict()
+    return sorted(k for k, v in defaults.items() if isinstance(v, int) and not isinstance(v, bool))

@@ -28,7 +28,7 @@ import streamlog
 from streamlog import TopicPartition
 from streamlog.storage import prepare_batch
 from tests._dirsnap import assert_unchanged, snapshot
-from tests._helpers import now_ms
+from tests._helpers import now_ms, numeric_topic_keys
 
 KAFKA_TOPIC_RULE = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
@@ -1209,16 +1209,7 @@ def test_lock_timeout_out_of_range(root: str, value: object) -> None:
     assert not os.path.exists(path)
 
 
-NUMERIC_TOPIC_KEYS = [
-    "segment.bytes",
-    "segment.ms",
-    "segment.index.bytes",
-    "index.interval.bytes",
-    "retention.ms",
-    "retention.bytes",
-    "max.message.bytes",
-    "delete.retention.ms",
-]
+NUMERIC_TOPIC_KEYS = numeric_topic_keys()
 HUGE_CONFIG_VALUES: list[object] = [
     "9" * 5000,
     "-" + "9" * 5000,

@@ -51,6 +51,7 @@ from streamlog.coordination._offsets import OffsetStore
 from streamlog.errors import CorruptRecordError, StreamlogError
 from streamlog.storage._codec import HEADER, MAX_PAYLOAD, PreparedBatch, RecordBatch
 from tests._dirsnap import assert_unchanged, snapshot
+from tests._helpers import numeric_topic_keys
 from tests._procs import ROOT, call_in_child, last_json
 
 from . import _fuzz
@@ -247,16 +248,7 @@ CONSUMER_SETTINGS = [
     "fetch_max_bytes",
     "consumer_timeout_ms",
 ]
-NUMERIC_TOPIC_KEYS = [
-    "segment.bytes",
-    "segment.ms",
-    "segment.index.bytes",
-    "index.interval.bytes",
-    "retention.ms",
-    "retention.bytes",
-    "max.message.bytes",
-    "delete.retention.ms",
-]
+NUMERIC_TOPIC_KEYS = numeric_topic_keys()
 _CLIENT_CALLS = [
     "producer_config",
     "consumer_config",
