@@ -56,14 +56,19 @@ class PartitionView:
     end: int
     records: dict[int, bytes]
     holes: int  # batches that failed their checksum (reads raise; recovery reported them)
+    wrong_types: int = 0  # values not bytes: forged batches (a known limit), when allowed
 
 
-def read_partition(p: PartitionLog) -> PartitionView:
+def read_partition(p: PartitionLog, *, forged_ok: bool = False) -> PartitionView:
     """Every record from the log start to the end through ``read``; damaged batches
-    (``CorruptRecordError``) are counted and skipped to the next good batch."""
+    (``CorruptRecordError``) are counted and skipped to the next good batch. With
+    ``forged_ok`` (fuzzers that forge batches with valid checksums), a value that is not
+    bytes is counted as the documented limit (reliability.md, "Known limits") instead of
+    failing."""
     start, end = p.log_start_offset, p.end_offset
     records: dict[int, bytes] = {}
     holes = 0
+    wrong_types = 0
     off = start
     prev = start - 1
     while off < end:
@@ -80,11 +85,14 @@ def read_partition(p: PartitionLog) -> PartitionView:
                 if o < off:
                     continue
                 assert o > prev, f"offset {o} after {prev}: not increasing"
-                assert isinstance(v, bytes)
+                if not isinstance(v, bytes):
+                    assert forged_ok, f"offset {o}: a value of type {type(v).__name__}"
+                    wrong_types += 1
+                    continue
                 records[o] = v
                 prev = o
             off = b.last_offset + 1
-    return PartitionView(start, end, records, holes)
+    return PartitionView(start, end, records, holes, wrong_types)
 
 
 def _next_good_offset(p: PartitionLog, e: CorruptRecordError, off: int) -> int:
