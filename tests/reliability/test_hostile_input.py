@@ -424,25 +424,22 @@ def _client_call(case: _Case, which: str, key: str, v: Any, w: Any) -> None:
         streamlog.open(case.log.path, lock_timeout_ms=v).close()
 
 
-_KEYS = st.sampled_from(
-    [
-        *PRODUCER_SETTINGS,
-        *CONSUMER_SETTINGS,
-        *NUMERIC_TOPIC_KEYS,
-        "assign",
-        "position",
-        "pause",
-        "resume",
-        "seek_to_beginning",
-        "seek_to_end",
-        "current_lag",
-        "beginning_offsets",
-        "end_offsets",
-        "committed",
-        "commit",
-        "offsets_for_times",
-    ]
-)
+# the consumer methods that take TopicPartitions
+_TP_CALLS = [
+    "assign",
+    "position",
+    "pause",
+    "resume",
+    "seek_to_beginning",
+    "seek_to_end",
+    "current_lag",
+    "beginning_offsets",
+    "end_offsets",
+    "committed",
+    "commit",
+    "offsets_for_times",
+]
+_KEYS = st.sampled_from([*PRODUCER_SETTINGS, *CONSUMER_SETTINGS, *NUMERIC_TOPIC_KEYS, *_TP_CALLS])
 
 
 def _key_for(which: str, key: str) -> str:
@@ -451,20 +448,7 @@ def _key_for(which: str, key: str) -> str:
         "producer_config": PRODUCER_SETTINGS,
         "consumer_config": CONSUMER_SETTINGS,
         "topic_config": NUMERIC_TOPIC_KEYS,
-        "tp_calls": [
-            "assign",
-            "position",
-            "pause",
-            "resume",
-            "seek_to_beginning",
-            "seek_to_end",
-            "current_lag",
-            "beginning_offsets",
-            "end_offsets",
-            "committed",
-            "commit",
-            "offsets_for_times",
-        ],
+        "tp_calls": _TP_CALLS,
     }
     pool = pools.get(which)
     if pool is None or key in pool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -87,39 +88,52 @@ def test_clients_refuse_a_handle_of_the_wrong_type() -> None:
 # ---------------------------------------------------------------- planted links
 
 
-@pytest.mark.parametrize("where", ["groups", "group", "members"])
-def test_group_store_from_a_path_refuses_planted_links(tmp_path: Any, where: str) -> None:
+def _plant(tmp_path: Any, where: str) -> tuple[str, Any]:
+    """A data directory path with a link to an empty outside directory planted at
+    ``where`` (one of the group directories); returns (root, outside)."""
     root = str(tmp_path / "data")
     outside = tmp_path / "outside"
     outside.mkdir()
     chain = dict(zip(("meta", "groups", "group", "members"), _layout.group_dirs(root, "g")))
     os.makedirs(os.path.dirname(chain[where]), exist_ok=True)
     os.symlink(outside, chain[where])
+    return root, outside
+
+
+def _group_transaction(root: str) -> None:
     store = GroupStore(root, "g")
     try:
-        with pytest.raises(DataDirectoryError, match="symbolic link"):
-            with store.transaction():
-                pass
+        with store.transaction():
+            pass
     finally:
         store.close()
-    assert list(outside.iterdir()) == []  # nothing was created through the link
 
 
-@pytest.mark.parametrize("where", ["groups", "group"])
-def test_offset_store_from_a_path_refuses_planted_links(tmp_path: Any, where: str) -> None:
-    root = str(tmp_path / "data")
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    chain = dict(zip(("meta", "groups", "group", "members"), _layout.group_dirs(root, "g")))
-    os.makedirs(os.path.dirname(chain[where]), exist_ok=True)
-    os.symlink(outside, chain[where])
+def _offset_commit(root: str) -> None:
     store = OffsetStore(root, "g")
     try:
-        with pytest.raises(DataDirectoryError, match="symbolic link"):
-            store.commit({streamlog.TopicPartition("t", 0): streamlog.OffsetAndMetadata(1)})
+        store.commit({streamlog.TopicPartition("t", 0): streamlog.OffsetAndMetadata(1)})
     finally:
         store.close()
-    assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("use", "where"),
+    [
+        (_group_transaction, "groups"),
+        (_group_transaction, "group"),
+        (_group_transaction, "members"),
+        (_offset_commit, "groups"),
+        (_offset_commit, "group"),
+    ],
+)
+def test_stores_from_a_path_refuse_planted_links(
+    tmp_path: Any, use: Callable[[str], None], where: str
+) -> None:
+    root, outside = _plant(tmp_path, where)
+    with pytest.raises(DataDirectoryError, match="symbolic link"):
+        use(root)
+    assert list(outside.iterdir()) == []  # nothing was created through the link
 
 
 def test_a_planted_catalog_lock_link_is_refused(data_dir: str, tmp_path: Any) -> None:

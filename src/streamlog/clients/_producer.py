@@ -257,7 +257,7 @@ class Producer:
         if info is None or now > info.expires:
             try:
                 info = self._refresh_topic(topic)
-            except (UnknownTopicError, OSError, MetadataCorruptError) as e:
+            except (UnknownTopicError, *_METADATA_IO_ERRORS) as e:
                 # unknown, or its catalog entry unreadable: errors of the send, not misuse
                 return failed_future(topic, -1 if partition is None else partition, timestamp_ms, e)
         if partition is None:

@@ -365,11 +365,7 @@ class LogManager:
                 _close_deleted(self._retired.pop(0)[1])
 
     def partition_for(self, meta: TopicMeta, partition: int) -> PartitionLog:
-        if partition >= meta.partitions:
-            raise UnknownPartitionError(
-                f"topic {meta.name!r} has {meta.partitions} partitions; "
-                f"no partition {short_repr(partition)}"
-            )
+        _check_in_range(meta, partition)
         key = (meta.name, partition)
         with self._mutex:
             self.check_open()
@@ -392,11 +388,7 @@ class LogManager:
 
     def open_partition(self, meta: TopicMeta, partition: int) -> PartitionLog:
         """A new, uncached log of one partition (the caller closes it)."""
-        if partition >= meta.partitions:
-            raise UnknownPartitionError(
-                f"topic {meta.name!r} has {meta.partitions} partitions; "
-                f"no partition {short_repr(partition)}"
-            )
+        _check_in_range(meta, partition)
         pdir = _layout.partition_dir(self.path, meta.name, partition)
         return PartitionLog(pdir, meta.config, lock_timeout=self.lock_timeout, clock=self.clock)
 
@@ -464,6 +456,14 @@ def _open_doorbell(root: str, alone: bool) -> Doorbell | None:
         return Doorbell(root, alone=alone)
     except (OSError, ValueError):
         return None
+
+
+def _check_in_range(meta: TopicMeta, partition: int) -> None:
+    if partition >= meta.partitions:
+        raise UnknownPartitionError(
+            f"topic {meta.name!r} has {meta.partitions} partitions; "
+            f"no partition {short_repr(partition)}"
+        )
 
 
 def _close_all(plogs: list[PartitionLog]) -> None:
