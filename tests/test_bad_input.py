@@ -849,7 +849,8 @@ def test_sender_death_fails_queued_records_without_a_flush(
 def test_sender_death_wakes_a_send_blocked_on_buffer_memory(
     log: streamlog.Log, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    producer = log.producer(buffer_memory=1000, max_block_ms=60_000)
+    # (linger_ms=1: the record goes through the sender thread, not an inline append)
+    producer = log.producer(buffer_memory=1000, max_block_ms=60_000, linger_ms=1)
     writing = threading.Event()
     release = threading.Event()
 

@@ -1104,7 +1104,7 @@ def test_iterating_a_large_backlog_buffers_at_most_one_fetch_per_partition(
         assert r.offset == expected[r.partition]
         expected[r.partition] += 1
         count += 1
-        largest = max(largest, len(states[T0].buffer), len(states[T1].buffer))
+        largest = max(largest, *(len(s.cols[0]) for s in states.values() if s.cols))
     assert count == total
     assert expected == {0: per_batch * batches, 1: per_batch * batches}
     assert largest == per_batch
@@ -1115,15 +1115,15 @@ def test_iterating_a_large_backlog_buffers_at_most_one_fetch_per_partition(
 
 
 def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count ``RecordBatch.columns`` calls (one per batch decoded); returns the counter."""
+    """Count ``RecordBatch.decode`` calls (one per batch decoded); returns the counter."""
     calls = [0]
-    columns = RecordBatch.columns
+    decode = RecordBatch.decode
 
     def counted(self: RecordBatch, path: str = "?") -> Any:
         calls[0] += 1
-        return columns(self, path)
+        return decode(self, path)
 
-    monkeypatch.setattr(RecordBatch, "columns", counted)
+    monkeypatch.setattr(RecordBatch, "decode", counted)
     return calls
 
 
@@ -1205,14 +1205,14 @@ def test_a_batch_that_fails_to_decode_fails_every_poll_after_the_records_before_
 ) -> None:
     log.create_topic("t", 1)
     _fill(log, T0, 30, per_batch=10)
-    columns = RecordBatch.columns
+    decode = RecordBatch.decode
 
     def failing(self: RecordBatch, path: str = "?") -> Any:
         if self.base_offset == 10:
             raise streamlog.errors.CorruptRecordError("bad", path=path, position=self.position)
-        return columns(self, path)
+        return decode(self, path)
 
-    monkeypatch.setattr(RecordBatch, "columns", failing)
+    monkeypatch.setattr(RecordBatch, "decode", failing)
     c = log.consumer(auto_offset_reset="earliest")
     c.assign([T0])
     assert _offsets(c.poll(max_records=100), T0) == list(range(10))
@@ -1223,4 +1223,114 @@ def test_a_batch_that_fails_to_decode_fails_every_poll_after_the_records_before_
     assert c.position(T0) == 10
     c.seek(T0, 20)  # a consumer can seek past it
     assert _offsets(c.poll(max_records=100), T0) == list(range(20, 30))
+    c.close()
+
+
+# ---------------------------------------------------------------- records built on demand
+
+
+def test_poll_builds_only_the_records_it_returns(
+    log: streamlog.Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log.create_topic("t", 1)
+    _fill(log, T0, 100, per_batch=50)
+    built: list[int] = []
+    build = streamlog.Consumer._build
+
+    def counted(self: Any, tp: TopicPartition, cols: Any, first: int, end: int) -> Any:
+        built.append(end - first)
+        return build(self, tp, cols, first, end)
+
+    monkeypatch.setattr(streamlog.Consumer, "_build", counted)
+    c = log.consumer(auto_offset_reset="earliest")
+    c.assign([T0])
+    c.seek(T0, 20)
+    assert _offsets(c.poll(max_records=1), T0) == [20]
+    assert built == [1]
+    assert _offsets(c.poll(max_records=3), T0) == [21, 22, 23]
+    assert _offsets(c.poll(), T0) == list(range(24, 100))
+    assert built == [1, 3, 26, 50]
+    c.close()
+
+
+def test_records_built_on_demand_keep_keys_timestamps_headers_and_deserializers(
+    log: streamlog.Log,
+) -> None:
+    log.create_topic("t", 1)
+    plog = log.partition("t", 0)
+    plog.append(
+        prepare_batch(
+            [b"1", None, b"3", b"4"],
+            keys=[b"a", None, b"c", b"d"],
+            timestamps=[10, 11, 12, 13],
+            headers=[[("h", b"x")], None, [("h", None), ("i", b"y")], None],
+        )
+    )
+    plog.append(prepare_batch([b"5", b"6"], timestamps=99))
+    c = log.consumer(
+        auto_offset_reset="earliest",
+        key_deserializer=bytes.decode,
+        value_deserializer=int,
+    )
+    c.assign([T0])
+    want = [
+        (0, 10, "a", 1, (("h", b"x"),)),
+        (1, 11, None, None, ()),
+        (2, 12, "c", 3, (("h", None), ("i", b"y"))),
+        (3, 13, "d", 4, ()),
+        (4, 99, None, 5, ()),
+        (5, 99, None, 6, ()),
+    ]
+    for first in range(6):
+        for take in (1, 2, 6):
+            c.seek(T0, first)
+            got = c.poll(max_records=take)[T0]
+            assert [(r.offset, r.timestamp, r.key, r.value, r.headers) for r in got] == (
+                want[first : first + take]
+            )
+            assert all(type(r) is ConsumerRecord and r.topic == "t" for r in got)
+    c.close()
+
+
+def test_decode_gives_sliceable_columns(log: streamlog.Log) -> None:
+    log.create_topic("t", 1)
+    plog = log.partition("t", 0)
+    plog.append(prepare_batch([b"a", b"b"], timestamps=7))
+    plog.append(prepare_batch([b"c", b"d"], keys=[b"k", None], timestamps=[1, 2],
+                              headers=[None, [("h", b"v")]]))
+    first, second = plog.read(0, 1 << 20)
+    assert first.decode() == (range(0, 2), 7, None, (b"a", b"b"), None)
+    assert second.decode() == (range(2, 4), [1, 2], (b"k", None), (b"c", b"d"),
+                               [(), (("h", b"v"),)])
+    assert list(second.records()) == [(2, 1, b"k", b"c", ()), (3, 2, None, b"d", (("h", b"v"),))]
+
+
+def test_two_iterators_and_next_share_one_position(log: streamlog.Log) -> None:
+    """Each iterator hands out a record only if nothing else moved the position since
+    its last one, so interleaved iterators, next() and poll() never repeat or skip."""
+    log.create_topic("t", 1)
+    _fill(log, T0, 30, per_batch=10)
+    c = log.consumer("t", auto_offset_reset="earliest", consumer_timeout_ms=50)
+    a, b = iter(c), iter(c)
+    got = [next(a).offset, next(b).offset, next(c).offset, next(a).offset]
+    got += _offsets(c.poll(max_records=2), T0)
+    got += [next(b).offset, next(a).offset, next(c).offset]
+    assert got == list(range(9))
+    assert c.position(T0) == 9
+    del a  # an iterator dropped in the middle of a batch loses nothing
+    assert [r.offset for r in b] == list(range(9, 30))
+    assert c.position(T0) == 30
+    c.close()
+
+
+def test_next_after_the_iterator_timed_out_or_was_woken_polls_again(log: streamlog.Log) -> None:
+    log.create_topic("t", 1)
+    c = log.consumer("t", auto_offset_reset="earliest", consumer_timeout_ms=20)
+    with pytest.raises(StopIteration):
+        next(c)
+    c.wakeup()
+    with pytest.raises(WakeupError):
+        next(c)
+    _fill(log, T0, 3)
+    assert [next(c).offset for _ in range(3)] == [0, 1, 2]
     c.close()

@@ -138,8 +138,10 @@ def test_poll_sleeps_on_the_bell_and_appends_wake_it(log: streamlog.Log) -> None
     t.join()
     assert [r.value for r in got[TP]] == [b"x"]
     assert done - woke[0] < 0.05
-    assert _doorbell(log).sleepers() == 0
+    # the bell stays armed (parked) between polls, and close() disarms it
+    assert _doorbell(log).sleepers() == 1
     c.close()
+    assert _doorbell(log).sleepers() == 0
 
 
 def test_wakeup_and_close_ring_a_sleeping_poll(log: streamlog.Log) -> None:
@@ -207,3 +209,90 @@ def test_fs_socket_methods_convert_errors(tmp_path: os.PathLike[str]) -> None:
             fs.send_datagram(sender, missing)
     finally:
         sender.close()
+
+
+def _wait_results(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """What each ``Bell.wait`` returned: True when rung, False when its timeout ran out."""
+    from streamlog.coordination import _doorbell
+
+    results: list[bool] = []
+    real = _doorbell.Bell.wait
+
+    def wait(self: _doorbell.Bell, timeout: float | None) -> bool:
+        rung = real(self, timeout)
+        results.append(rung)
+        return rung
+
+    monkeypatch.setattr(_doorbell.Bell, "wait", wait)
+    return results
+
+
+def test_a_send_rings_a_sleeping_poll_before_its_nap_ends(
+    log: streamlog.Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results = _wait_results(monkeypatch)
+    c = log.consumer()
+    c.assign([TP])
+    with log.producer() as producer:
+
+        def send_when_asleep() -> None:
+            deadline = time.monotonic() + 10
+            while _doorbell(log).sleepers() != 1 and time.monotonic() < deadline:
+                time.sleep(0.001)
+            producer.send("t", b"x")
+
+        t = threading.Thread(target=send_when_asleep)
+        t.start()
+        got = c.poll(timeout_ms=60_000)
+        t.join()
+    assert [r.value for r in got[TP]] == [b"x"]
+    assert results and results[-1] is True  # woken by the ring, not by its nap's end
+    c.close()
+
+
+def test_the_bell_stays_armed_between_polls_until_close(
+    log: streamlog.Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doorbell = _doorbell(log)
+    arms: list[object] = []
+    real_arm = doorbell.arm
+    monkeypatch.setattr(doorbell, "arm", lambda: arms.append(1) or real_arm())
+    c = log.consumer()
+    c.assign([TP])
+    with log.producer() as producer:
+        for i in range(3):
+            t = threading.Timer(0.05, lambda: producer.send("t", b"x"))
+            t.start()
+            assert [r.offset for r in c.poll(timeout_ms=60_000)[TP]] == [i]
+            t.join()
+            assert doorbell.sleepers() == 1  # parked, not disarmed
+    assert len(arms) == 1  # armed once, reused by the later polls
+    c.close()
+    assert doorbell.sleepers() == 0
+
+
+def test_an_unclosed_consumer_disarms_its_bell_when_collected(log: streamlog.Log) -> None:
+    import gc
+
+    c = log.consumer()
+    c.assign([TP])
+    threading.Timer(0.05, lambda: log.partition("t", 0).append(prepare_batch([b"x"]))).start()
+    assert c.poll(timeout_ms=60_000)
+    assert _doorbell(log).sleepers() == 1
+    del c
+    gc.collect()
+    assert _doorbell(log).sleepers() == 0
+
+
+def test_a_consumer_that_stops_sleeping_disarms_its_bell(
+    log: streamlog.Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamlog.clients import _consumer
+
+    monkeypatch.setattr(_consumer, "_BELL_KEEP", 0.0)  # "a while" without sleeping: now
+    c = log.consumer()
+    c.assign([TP])
+    threading.Timer(0.05, lambda: log.partition("t", 0).append(prepare_batch([b"x"]))).start()
+    assert c.poll(timeout_ms=60_000)
+    assert _doorbell(log).sleepers() == 0
+    c.close()

@@ -53,6 +53,33 @@ def test_offset_index_floor_and_lower(opath: str) -> None:
     ix.close()
 
 
+def test_offset_index_floor_follows_appends_truncation_and_other_writers(opath: str) -> None:
+    """floor bisects a copy of the relative offsets: it must see entries appended
+    after a search (by this object or another one on the same file) and forget
+    truncated ones."""
+    ix = OffsetIndex(opath, 1 << 20)
+    other = OffsetIndex(opath, 1 << 20)
+
+    def brute(ix: OffsetIndex, t: int) -> int:
+        return max((i for i, (rel, _pos) in enumerate(entries(ix)) if rel <= t), default=-1)
+
+    for rel in range(10, 200, 10):
+        ix.append(rel, rel * 8)
+        assert [ix.floor(t) for t in range(0, 210, 5)] == [brute(ix, t) for t in range(0, 210, 5)]
+    other.refresh()
+    assert other.floor(95) == 8
+    for rel in range(200, 300, 10):  # another writer appends: seen after refresh
+        other.append(rel, rel * 8)
+    ix.refresh()
+    assert ix.floor(10**6) == ix.count - 1 == 28
+    ix.truncate_entries(3)  # then rewritten with other entries at the same indexes
+    for rel in (31, 32, 33):
+        ix.append(rel, rel * 8)
+    assert [ix.floor(t) for t in (9, 10, 30, 31, 32, 33, 99)] == [-1, 0, 2, 3, 4, 5, 5]
+    other.close()
+    ix.close()
+
+
 def test_offset_index_file_format(opath: str) -> None:
     ix = OffsetIndex(opath, 1 << 20)
     ix.append(3, 0x1234)

@@ -28,6 +28,7 @@ from streamlog import (
     UnknownTopicError,
 )
 from streamlog._fs import fs
+from streamlog.clients import _producer
 from streamlog.clients._partitioner import murmur2_partition
 from streamlog.storage._codec import COMPRESSION_NONE, COMPRESSION_ZSTD, RecordBatch
 
@@ -88,7 +89,9 @@ class SyncCounter:
 def block_appends(
     monkeypatch: pytest.MonkeyPatch, log: streamlog.Log, topic: str
 ) -> threading.Event:
-    """Make appends to ``topic``-0 wait until the returned event is set."""
+    """Make appends to ``topic``-0 wait until the returned event is set, with every send
+    handed to the sender thread (an inline append would block the test's own thread)."""
+    monkeypatch.setattr(_producer, "_INLINE_GAP", float("inf"))
     plog = log.partition(topic, 0)
     real = plog.append_many
     release = threading.Event()
@@ -1105,7 +1108,12 @@ def test_many_threads_sending_at_once_lose_and_reorder_nothing(log: streamlog.Lo
         log.partition("t", p)._check()
 
 
-def test_flush_inside_a_callback_raises_instead_of_deadlocking(log: streamlog.Log) -> None:
+def test_flush_inside_a_callback_raises_instead_of_deadlocking(
+    log: streamlog.Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a callback on the sender thread (an inline append completes the future before
+    # send returns, and the callback then runs at once in the caller's thread)
+    monkeypatch.setattr(_producer, "_INLINE_GAP", float("inf"))
     log.create_topic("t")
     errors: list[BaseException] = []
 

@@ -308,6 +308,46 @@ def test_wrong_index_entry_is_rebuilt_on_read(tmp_path: Path) -> None:
     seg.close()
 
 
+def test_read_checks_the_indexed_frame_by_its_header_only(tmp_path: Path) -> None:
+    """A random read verifies the batch it returns, not the indexed one before it:
+    damage inside that one's payload is not what was asked for."""
+    seg = make(tmp_path, interval=0)
+    positions = fill(seg, 10)
+    seg.close()
+    flip(seg.path, positions[5] + HEADER_SIZE + 3)  # payload of the batch indexed for 106
+    seg = make(tmp_path, interval=0, create=False)
+    seg.load()
+    entries_before = [seg.offset_index.entry(i) for i in range(seg.offset_index.count)]
+    assert read_values(seg, BASE + 6) == [(o, str(o).encode().ljust(50, b".")) for o in
+                                          range(BASE + 6, BASE + 10)]
+    assert [seg.offset_index.entry(i) for i in range(seg.offset_index.count)] == entries_before
+    with pytest.raises(CorruptRecordError):
+        read_values(seg, BASE + 5)  # the damaged batch itself is still refused
+    seg.close()
+
+
+def test_read_after_an_indexed_frame_with_a_wrong_length_checks_it(tmp_path: Path) -> None:
+    """An indexed frame whose length word is damaged points the read at a place that
+    is no frame: the read then checks the indexed frame's checksum (and rebuilds the
+    indexes), so the outcome is the one a read verifying every frame gives: the
+    damaged frame hides where the next one starts, and reading past it raises."""
+    seg = make(tmp_path, interval=0)
+    positions = fill(seg, 10)
+    seg.close()
+    with open(seg.path, "r+b") as f:  # batch 105's length, 8 bytes longer (aligned)
+        f.seek(positions[5])
+        length = int.from_bytes(f.read(4), "little")
+        f.seek(positions[5])
+        f.write((length + 8).to_bytes(4, "little"))
+    seg = make(tmp_path, interval=0, create=False)
+    seg.load()
+    with pytest.raises(CorruptRecordError) as info:
+        read_values(seg, BASE + 6)
+    assert info.value.position == positions[5]
+    assert read_values(seg, BASE + 4) == [(BASE + 4, b"104".ljust(50, b"."))]
+    seg.close()
+
+
 # --------------------------------------------------------------------- load
 
 

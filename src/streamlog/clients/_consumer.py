@@ -23,9 +23,13 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import time
+import weakref
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
-from itertools import islice, repeat
+from itertools import repeat
+from operator import itemgetter
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -49,14 +53,18 @@ from ._membership import AutoCommitTimer, CommitCallback, Membership
 
 if TYPE_CHECKING:
     from ..coordination._doorbell import Bell
-    from ..storage._codec import RecordBatch
+    from ..coordination._manager import AppendSignal
+    from ..storage._codec import DecodedColumns, RecordBatch
     from ..storage._partition import PartitionLog
 
 __all__ = ["Consumer", "ConsumerRebalanceListener"]
 
 _METADATA_TTL = 1.0
+# Seconds a doorbell stays armed between polls without being slept on (see __init__).
+_BELL_KEEP = 1.0
 _logger = logging.getLogger("streamlog.consumer")
 _new_record = tuple.__new__
+_OFFSET = itemgetter(2)  # a ConsumerRecord's offset
 # The first read after a seek asks for 1 byte: storage returns the first batch whole,
 # and only it. Reads on grow by this factor, from at least _GROWN_READ bytes.
 _READ_GROWTH = 4
@@ -81,17 +89,20 @@ class _PartitionState:
     """Per assigned partition: the position, and what is read ahead of it.
 
     A fetch is read from storage as whole undecoded batches (``batches``) and
-    decoded one batch at a time, when the records decoded before it
-    (``buffer[index:]``) are used up: a ``poll(max_records=1)`` after a seek
-    decodes one batch, not a whole fetch. ``read_bytes`` is the size of the next
-    read: one batch after a seek (or anything else that clears the state),
-    growing while the partition is read on, up to ``max_partition_fetch_bytes``.
+    decoded one batch at a time into columns (``cols``, see
+    ``RecordBatch.decode``) when the batch before it is used up. Records are
+    built from the columns only when they are returned: a
+    ``poll(max_records=1)`` after a seek builds one record, not a batch of them.
+    The records of ``cols`` still to return are those at or after the position
+    (``_first``), so whoever returns records (``poll``, iterators) needs to move
+    only the position. ``read_bytes`` is the size of the next read: one batch
+    after a seek (or anything else that clears the state), growing while the
+    partition is read on, up to ``max_partition_fetch_bytes``.
     """
 
     __slots__ = (
         "batches",
-        "buffer",
-        "index",
+        "cols",
         "next_batch",
         "paused",
         "plog",
@@ -107,18 +118,23 @@ class _PartitionState:
         self.position: int | None = None
         self.reset: str | None = None
         self.paused = False
-        self.buffer: list[ConsumerRecord] = []
-        self.index = 0
+        self.cols: DecodedColumns | None = None  # the batch being returned
         self.batches: list[RecordBatch] = []  # the fetch, undecoded from ``next_batch`` on
         self.next_batch = 0
         self.read_bytes = 1
 
     def clear(self) -> None:
-        self.buffer = []
-        self.index = 0
+        self.cols = None
         self.batches = []
         self.next_batch = 0
         self.read_bytes = 1  # a new place: read one batch first
+
+
+def _first(offsets: range | list[int], position: int) -> int:
+    """Index in a batch's offsets of the first record at or after ``position``."""
+    if type(offsets) is range:
+        return max(0, position - offsets.start)
+    return bisect_left(offsets, position)
 
 
 class _GroupHooks:
@@ -208,9 +224,22 @@ class Consumer:
         self._iter_tp = TopicPartition("", -1)
         self._iter_state: _PartitionState | None = None
         self._iter_left = 0
+        self._iter_gen: Iterator[ConsumerRecord] | None = None  # what next(consumer) resumes
         self._pid = os.getpid()
         self._unresolved = False
         self._idle_since = time.monotonic()
+        # A doorbell armed by an earlier poll stays armed (parked) between polls:
+        # disarming takes two flocks on the way out of every poll, ~10 us of each
+        # record's latency. It is disarmed by close() (or when the consumer is collected
+        # unclosed), or by a poll ending a second after its last sleep on it. The lock
+        # orders a poll parking it against a close() in another thread, so exactly one of
+        # them disarms it.
+        self._parked: list[Bell] = []
+        self._bell_slept = 0.0
+        self._bell_lock = threading.Lock()
+        self._unpark = weakref.finalize(
+            self, _unpark, self._log.signal, self._parked, self._bell_lock
+        )
         self._listener: ConsumerRebalanceListener | None = None
         self._listener_error: BaseException | None = None
         self._member: Membership | None = None
@@ -451,7 +480,16 @@ class Consumer:
     def seek(self, tp: TopicPartition, offset: int) -> None:
         """Make the next ``poll`` read ``tp`` from ``offset``."""
         self._check_open()
-        tp = _check_tp(tp)
+        # An exact TopicPartition of exact types that is assigned passed _check_tp when
+        # it was assigned: skip the name check (a third of a seek; random reads seek
+        # before every poll).
+        state = (
+            self._assigned.get(tp)
+            if type(tp) is TopicPartition and type(tp[0]) is str and type(tp[1]) is int
+            else None
+        )
+        if state is None:
+            tp = _check_tp(tp)
         if isinstance(offset, bool) or not isinstance(offset, int):
             raise TypeError(f"offset must be an int, not {type(offset).__name__}")
         if offset < 0:
@@ -460,7 +498,8 @@ class Consumer:
             raise ValueError(
                 f"seek offset must be <= {INT64_MAX} (an int64); got {short_repr(offset)}"
             )
-        state = self._state(tp)
+        if state is None:
+            state = self._state(tp)
         state.position = offset
         state.reset = None
         state.clear()
@@ -703,7 +742,8 @@ class Consumer:
         idle_since = self._idle_since
         idle = time.monotonic() - idle_since
         delay = 50e-6 if idle < 0.01 else 0.001 if idle < 1.0 else 0.005
-        bell: Bell | None = None  # armed while this call sleeps on the doorbell
+        with self._bell_lock:  # armed, by an earlier poll or this one; see __init__
+            bell = self._parked.pop() if self._parked else None
         tried = False
         try:
             while True:
@@ -753,11 +793,13 @@ class Consumer:
                     tried = True
                     bell = signal.sleeper()
                     if bell is not None:
+                        self._bell_slept = now
                         continue
                 if bell is not None:
                     # Rung by appends (any process), wakeup() and close(); the sleep is
                     # bounded for the group's version word, metadata and timers.
                     nap = min(left, 0.005 if member is not None else 0.1)
+                    self._bell_slept = now
                     signal.sleep(bell, seen, nap, self._stopping)
                     continue
                 signal.wait(seen, min(left, delay), self._stopping)
@@ -765,7 +807,14 @@ class Consumer:
                 delay = min(delay * 2, cap)
         finally:
             if bell is not None:
-                signal.unarm(bell)
+                # a consumer busy for a second stops costing writers a datagram per append
+                if time.monotonic() - self._bell_slept < _BELL_KEEP:
+                    with self._bell_lock:
+                        if not self._closed:
+                            self._parked.append(bell)
+                            bell = None
+                if bell is not None:
+                    signal.unarm(bell)
 
     def _collect(self, limit: int) -> dict[TopicPartition, list[ConsumerRecord]]:
         out: dict[TopicPartition, list[ConsumerRecord]] = {}
@@ -783,36 +832,40 @@ class Consumer:
             got: list[ConsumerRecord] | None = None
             budget = self._fetch_bytes  # read at most one fetch per partition and poll
             while True:
-                buf, idx = state.buffer, state.index
-                if idx >= len(buf):
-                    try:
+                try:
+                    cols = state.cols
+                    if cols is None:
                         left = self._fill(tp, state, budget)
-                    except Exception:
-                        if got:
-                            out[tp] = got
-                        if not out:
-                            raise
-                        # Return what was gathered (positions have moved past it); this
-                        # partition's error comes again at the next poll, which starts here.
-                        self._next = (start + i) % n
-                        return out
-                    if left is None:
-                        break
-                    budget = left
-                    buf, idx = state.buffer, 0
-                take = min(limit - taken, len(buf) - idx)
-                records = buf[idx : idx + take] if (idx or take < len(buf)) else buf
+                        if left is None:
+                            break
+                        budget = left
+                        cols = state.cols
+                        assert cols is not None
+                    offsets = cols[0]
+                    size = len(offsets)
+                    first = _first(offsets, state.position)  # type: ignore[arg-type]
+                    end = min(size, first + limit - taken)
+                    if first >= end:
+                        state.cols = None  # used up
+                        continue
+                    records = self._build(tp, cols, first, end)
+                except Exception:
+                    if got:
+                        out[tp] = got
+                    if not out:
+                        raise
+                    # Return what was gathered (positions have moved past it); this
+                    # partition's error comes again at the next poll, which starts here.
+                    self._next = (start + i) % n
+                    return out
                 state.position = records[-1][2] + 1
-                if idx + take >= len(buf):
-                    state.buffer = []  # (the caller owns ``records``, maybe ``buf`` itself)
-                    state.index = 0
-                else:
-                    state.index = idx + take
+                if end >= size:
+                    state.cols = None
                 if got is None:
                     got = records
                 else:
                     got += records
-                taken += take
+                taken += end - first
                 if taken >= limit:
                     break
             if got:
@@ -826,8 +879,8 @@ class Consumer:
 
     def _fill(self, tp: TopicPartition, state: _PartitionState, budget: int) -> int | None:
         """Decode the next batch of ``tp``'s fetch that has records at or after the
-        position into its buffer; when the fetch is used up, read on from storage, up to
-        ``budget`` bytes. The budget left, or None if there is nothing new.
+        position into ``state.cols``; when the fetch is used up, read on from storage, up
+        to ``budget`` bytes. The budget left, or None if there is nothing new.
 
         Control batches, and batches with nothing at or after the position (a gap), are
         skipped, and the position moves past them. A batch that fails to decode stays
@@ -839,15 +892,11 @@ class Consumer:
             while j < len(batches):
                 batch = batches[j]
                 position: int = state.position  # type: ignore[assignment]  # set by the read
-                if batch.is_control:
-                    records = None
-                else:
-                    records = self._decode(tp, state.plog.path, batch, position)
+                cols = None if batch.is_control else batch.decode(state.plog.path)
                 j += 1
                 state.next_batch = j
-                if records:
-                    state.buffer = records
-                    state.index = 0
+                if cols is not None and _first(cols[0], position) < len(cols[0]):
+                    state.cols = cols
                     return budget
                 # only control records or records below the position: move past them
                 if batch.last_offset >= position:
@@ -900,20 +949,20 @@ class Consumer:
         state.next_batch = 0
         return True
 
-    def _decode(
-        self, tp: TopicPartition, path: str, batch: RecordBatch, position: int
+    def _build(
+        self, tp: TopicPartition, cols: DecodedColumns, first: int, end: int
     ) -> list[ConsumerRecord]:
-        """The records of ``batch`` at or after ``position``, deserialized."""
-        offsets, stamps, keys, values, heads = batch.columns(path)
+        """The records ``first`` to ``end`` of a decoded batch, deserialized."""
+        offsets, stamps, keys, values, heads = cols
         rows: Iterator[tuple[Any, ...]] = zip(
-            repeat(tp.topic), repeat(tp.partition), offsets, stamps, keys, values, heads
+            repeat(tp.topic),
+            repeat(tp.partition),
+            offsets[first:end],
+            repeat(stamps) if type(stamps) is int else stamps[first:end],  # type: ignore[index]
+            repeat(None) if keys is None else keys[first:end],
+            values[first:end],
+            repeat(()) if heads is None else heads[first:end],
         )
-        base = batch.base_offset
-        if base < position:
-            if type(offsets) is range:
-                rows = islice(rows, position - base, None)
-            else:
-                rows = (r for r in rows if r[2] >= position)
         kd, vd = self._key_deserializer, self._value_deserializer
         if kd is not None or vd is not None:
             rows = (
@@ -932,52 +981,88 @@ class Consumer:
 
     # ------------------------------------------------------------------ iteration
     def __iter__(self) -> Iterator[ConsumerRecord]:
-        return self
+        # A generator, not ``self``: resuming one costs a fraction of a call to a
+        # Python ``__next__`` with its checks, which made iterating twice as costly
+        # per record as ``poll``. ``next(consumer)`` still works (``__next__``).
+        return self._iterate()
 
     def __next__(self) -> ConsumerRecord:
-        # Records are handed out one at a time straight from the partition's buffer (up
+        gen = self._iter_gen
+        if gen is None:
+            gen = self._iter_gen = self._iterate()
+        try:
+            return next(gen)
+        except BaseException:
+            self._iter_gen = None  # (finished: the next call starts a new one)
+            raise
+
+    def _iterate(self) -> Iterator[ConsumerRecord]:
+        # Records are handed out one at a time from the partition's decoded batch (up
         # to max_poll_records before moving on, as poll does; the rest of the fetch is
         # decoded batch by batch here, storage is read only through poll), so the
         # position always follows the last record returned, as in kafka-python, and
-        # seek/pause/assign between two records take effect at the next one.
-        state = self._iter_state
-        if (
-            state is not None
-            and self._iter_left
-            and not state.paused
-            and self._assigned.get(self._iter_tp) is state
-        ):
-            buf, i = state.buffer, state.index
-            if (
-                i >= len(buf)
-                and state.next_batch < len(state.batches)
-                and self._fill(self._iter_tp, state, 0) is not None
-            ):
-                buf, i = state.buffer, 0
-            if i < len(buf):
-                record = buf[i]
-                state.index = i + 1
-                state.position = record[2] + 1
-                self._iter_left -= 1
-                return record
-        timeout = self._consumer_timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
+        # seek/pause/assign (or a poll, or another iterator) between two records take
+        # effect at the next one: each record is handed out only if nothing of the
+        # sort happened since the last (the checks in the inner loop).
         while True:
-            if self._closed:
-                raise StopIteration
-            left = 3600.0 if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                batch = self.poll(timeout_ms=int(min(left, 3600.0) * 1000), max_records=1)
-            except ClosedError:
-                raise StopIteration from None  # closed by another thread meanwhile
-            if batch:
-                ((tp, (record,)),) = batch.items()
-                self._iter_tp = tp
-                self._iter_state = self._assigned.get(tp)
-                self._iter_left = self._max_poll_records - 1
-                return record
-            if deadline is not None and time.monotonic() >= deadline:
-                raise StopIteration
+            state = self._iter_state
+            tp = self._iter_tp
+            if (
+                state is not None
+                and self._iter_left > 0
+                and not state.paused
+                and self._assigned.get(tp) is state
+            ):
+                cols = state.cols
+                if (
+                    cols is None
+                    and state.next_batch < len(state.batches)
+                    and self._fill(tp, state, 0) is not None
+                ):
+                    cols = state.cols
+                if cols is not None:
+                    offsets = cols[0]
+                    first = _first(offsets, state.position)  # type: ignore[arg-type]
+                    if first >= len(offsets):
+                        state.cols = None  # used up
+                        continue
+                    chunk = self._build(tp, cols, first, min(len(offsets), first + self._iter_left))
+                    assigned = self._assigned
+                    pos: int = state.position  # type: ignore[assignment]
+                    try:
+                        for record in chunk:
+                            if (
+                                state.cols is not cols
+                                or state.paused
+                                or self._assigned is not assigned
+                                or state.position != pos
+                            ):
+                                break
+                            pos = record[2] + 1
+                            state.position = pos
+                            yield record
+                    finally:
+                        self._iter_left -= bisect_left(chunk, pos, key=_OFFSET)
+                    continue
+            timeout = self._consumer_timeout
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                if self._closed:
+                    return
+                left = 3600.0 if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    batch = self.poll(timeout_ms=int(min(left, 3600.0) * 1000), max_records=1)
+                except ClosedError:
+                    return  # closed by another thread meanwhile
+                if batch:
+                    ((tp, (record,)),) = batch.items()
+                    self._iter_tp = tp
+                    self._iter_state = self._assigned.get(tp)
+                    self._iter_left = self._max_poll_records - 1
+                    yield record
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    return
 
     # ------------------------------------------------------------------ lifecycle
     def wakeup(self) -> None:
@@ -1019,6 +1104,7 @@ class Consumer:
             self._assigned = {}
             self._order = []
             self._log.signal.notify()
+            self._unpark()
             if self._owns_log:
                 self._log.close()
         self._raise_listener_error()
@@ -1118,3 +1204,13 @@ def _check_tp(tp: object) -> TopicPartition:
             f"partition must be <= {INT32_MAX} (an int32, as in Kafka); got {short_repr(partition)}"
         )
     return TopicPartition(topic, partition)
+
+
+def _unpark(signal: AppendSignal, parked: list[Bell], lock: threading.Lock) -> None:
+    """Disarm a consumer's parked doorbell (at its close, or when it is collected)."""
+    with lock:
+        bells = parked[:]
+        parked.clear()
+    for bell in bells:
+        signal.unarm(bell)
+

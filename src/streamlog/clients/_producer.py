@@ -17,6 +17,14 @@ Protocol:
    each partition's batches under one lock hold, and, with ``acks="all"``,
    syncs every touched partition once for all of them (group commit). It then
    completes the futures and runs their callbacks, in send order per partition.
+4. Inline append: with ``linger_ms=0`` and ``acks`` 0 or 1, a ``send`` that finds
+   nothing pending (no record queued or being written), at least
+   ``_INLINE_GAP`` seconds after the last write ended, appends its record
+   itself, in the caller's thread, before it returns (its future is then done).
+   Handing a lone record to the sender thread costs a thread wake-up and GIL
+   hand-overs, most of a consumer's latency at a low rate; under load, sends
+   find records pending, or come within the gap of the last write's end, and
+   batch as above.
 
 Acknowledgement levels (see docs/producer.md):
 
@@ -74,6 +82,10 @@ _METADATA_IO_ERRORS = (OSError, MetadataCorruptError)
 # Largest timestamp a batch can store: base and max timestamp are int64 header fields
 # (the per-record deltas from the base, msgpack ints, then fit as well).
 _MAX_TIMESTAMP = INT64_MAX
+# Seconds after the end of the last write from which a send may append inline (step 4
+# of the module doc): several times an inline append's own cost, so that a stream of
+# sends fast enough to batch never pays one append per record in the caller's thread.
+_INLINE_GAP = 200e-6
 
 
 class _Batch:
@@ -173,6 +185,11 @@ class Producer:
         self._pending_records = 0  # sent, not yet completed
         self._flushing = 0
         self._space_waiters = 0  # sends blocked on buffer_memory: every batch is ready
+        # a send is appending inline: the sender leaves queued batches alone until it is
+        # done, so a later record of the same partition cannot overtake it
+        self._inline: _Batch | None = None
+        self._may_inline = cfg.linger_ms == 0 and cfg.acks != "all"
+        self._last_done = 0.0  # time.time() when the last write completed
         self._closed = False
         self._stopping = False
         # why the sender thread died, if it did: every later send raises it (see _run)
@@ -294,9 +311,22 @@ class Producer:
             if self._dead is not None:
                 raise self._dead_error()
             tp = (topic, partition)
-            batch = self._open.get(tp)
-            if batch is None or batch.nbytes + size > info.batch_limit:
-                batch = self._new_batch(tp, batch)
+            inline: _Batch | None = None
+            batch: _Batch | None
+            if (
+                not self._pending_records
+                and self._may_inline
+                and self._inline is None
+                and now - self._last_done >= _INLINE_GAP
+            ):
+                # nothing pending, so no open batch: this one stays out of _open (and
+                # the sender is not woken for it)
+                batch = inline = _Batch(topic, partition)
+                self._inline = batch
+            else:
+                batch = self._open.get(tp)
+                if batch is None or batch.nbytes + size > info.batch_limit:
+                    batch = self._new_batch(tp, batch)
             values = batch.values
             index = len(values)
             values.append(value)
@@ -309,13 +339,15 @@ class Producer:
             batch.nbytes += size
             self._buffered += size
             self._pending_records += 1
-            if batch.nbytes >= self._batch_size:
+            if batch.nbytes >= self._batch_size and inline is None:
                 del self._open[tp]
                 self._full.append(batch)
                 self._ready.notify()
             result = batch.result
         finally:
             lock.release()
+        if inline is not None:
+            self._write_inline(inline)
         if self._acks == 0:
             # fire and forget: nothing to wait for (Kafka reports offset -1)
             return FutureRecordMetadata(_DONE, 0, topic, partition, timestamp_ms)
@@ -406,6 +438,24 @@ class Producer:
             return None
         return min(b.created for b in self._open.values()) + self._linger - time.monotonic()
 
+    def _write_inline(self, batch: _Batch) -> None:
+        """Append ``batch``, one record sent while nothing was pending, in the calling
+        thread (step 4 of the module doc), then let the sender have what queued meanwhile."""
+        try:
+            self._append_and_complete([batch])
+        except BaseException as e:
+            # as the sender does when it dies: a record whose write was cut short fails
+            # (it may be in the log all the same), and the interruption propagates
+            if not batch.result.done:
+                error = IllegalStateError(
+                    f"send interrupted by {type(e).__name__} while appending its record"
+                )
+                error.__cause__ = e
+                batch.result.complete(-1, error)
+            raise
+        finally:
+            self._release([batch], inline=True)
+
     def _run(self) -> None:
         batches: list[_Batch] = []
         try:
@@ -413,6 +463,11 @@ class Producer:
                 batches = []
                 with self._lock:
                     while True:
+                        if self._inline is not None:
+                            # whatever queued behind an inline append waits for it (its
+                            # _release notifies); taking it now could reorder a partition
+                            self._ready.wait()
+                            continue
                         batches = self._take_ready()
                         if batches or (self._stopping and not self._open):
                             break
@@ -444,9 +499,11 @@ class Producer:
             if not batch.result.done:
                 batch.result.complete(-1, error)
         with self._lock:
-            # every record sent is now completed (written, or failed just above)
-            self._buffered = 0
-            self._pending_records = 0
+            # every record sent is now completed (written, or failed just above), but
+            # for an inline append still running, which accounts for itself
+            inline = self._inline
+            self._buffered = 0 if inline is None else inline.nbytes
+            self._pending_records = 0 if inline is None else len(inline.values)
             self._space.notify_all()
             self._idle.notify_all()
 
@@ -466,6 +523,10 @@ class Producer:
         ``acks="all"``, synced) or not. A batch written before a later one of the same
         call failed keeps its offsets; a partition whose sync failed fails only its own
         batches."""
+        self._append_and_complete(batches)
+        self._release(batches)
+
+    def _append_and_complete(self, batches: list[_Batch]) -> None:
         by_partition: dict[tuple[str, int], list[_Batch]] = {}
         for batch in batches:
             by_partition.setdefault((batch.topic, batch.partition), []).append(batch)
@@ -488,11 +549,20 @@ class Producer:
                     batch.result.complete(done[i][0], None, done[i][1])
                 else:
                     batch.result.complete(-1, error)
+
+    def _release(self, batches: list[_Batch], *, inline: bool = False) -> None:
+        """``batches`` are completed: free their buffer space, wake ``flush``."""
         freed = sum(b.nbytes for b in batches)
         count = sum(len(b.values) for b in batches)
+        done = _time()
         with self._lock:
             self._buffered -= freed
             self._pending_records -= count
+            self._last_done = done
+            if inline:
+                self._inline = None
+                if self._full or self._open:
+                    self._ready.notify()
             self._space.notify_all()
             if self._pending_records == 0:
                 self._idle.notify_all()

@@ -88,6 +88,14 @@ DecodedRecord = tuple[
     int, int, "bytes | None", "bytes | None", tuple[tuple[str, "bytes | None"], ...]
 ]
 _NO_HEADERS: tuple[tuple[str, bytes | None], ...] = ()
+# ``RecordBatch.decode``: (offsets, timestamps, keys, values, headers)
+DecodedColumns = tuple[
+    "range | list[int]",
+    "int | list[int]",
+    "tuple[bytes | None, ...] | None",
+    "tuple[bytes | None, ...]",
+    "list[tuple[tuple[str, bytes | None], ...]] | None",
+]
 
 
 def _refuse_map(_map: object) -> NoReturn:
@@ -403,7 +411,7 @@ class RecordBatch:
             f"count={self.record_count}, size={self.size}, position={self.position})"
         )
 
-    def _columns(self, path: str) -> list[Any]:
+    def _columns(self, path: str) -> tuple[Any, ...]:
         data: bytes = self.payload
         n = self.record_count
         try:
@@ -474,7 +482,7 @@ class RecordBatch:
                 path=path,
                 position=self.position,
             )
-        return list(cols)
+        return cols  # type: ignore[no-any-return]
 
     def records(self, path: str = "?") -> Iterator[DecodedRecord]:
         """Decoded records as ``(offset, timestamp, key, value, headers)`` tuples, in order."""
@@ -486,22 +494,40 @@ class RecordBatch:
         Consumers zip these straight into their record objects, which saves
         building an intermediate tuple per record.
         """
+        offsets, stamps, keys, values, heads = self.decode(path)
+        n = self.record_count
+        return (
+            offsets,
+            repeat(stamps, n) if type(stamps) is int else stamps,
+            repeat(None, n) if keys is None else keys,
+            values,
+            repeat(_NO_HEADERS, n) if heads is None else heads,
+        )
+
+    def decode(self, path: str = "?") -> DecodedColumns:
+        """The decoded columns, as sequences a reader can index and slice without
+        building the records it does not return: ``(offsets, timestamps, keys, values,
+        headers)``. Offsets are a ``range`` when dense, else a list; timestamps one int
+        when every record has it, else a list; keys None when every key is None;
+        headers None when no record has any, else a list of ``((key, value), ...)``.
+        Verifies the whole payload: a batch that decodes is well-formed throughout.
+        """
         od, td, keys, values, headers = self._columns(path)
         n = self.record_count
         base = self.base_offset
         try:
-            offsets: Any = range(base, base + n) if od is None else [base + d for d in od]
+            offsets: range | list[int] = (
+                range(base, base + n) if od is None else [base + d for d in od]
+            )
             if self.attributes & ATTR_LOG_APPEND_TIME:
-                stamps: Any = repeat(self.max_timestamp, n)
+                stamps: int | list[int] = self.max_timestamp
             elif td is None:
-                stamps = repeat(self.base_timestamp, n)
+                stamps = self.base_timestamp
             else:
                 bt = self.base_timestamp
                 stamps = [bt + d for d in td]
-            key_col: Any = repeat(None, n) if keys is None else keys
-            if headers is None:
-                head_col: Any = repeat(_NO_HEADERS, n)
-            else:
+            head_col: list[tuple[tuple[str, bytes | None], ...]] | None = None
+            if headers is not None:
                 head_col = [
                     _NO_HEADERS if h is None else tuple(zip(h[::2], h[1::2], strict=False))
                     for h in headers
@@ -512,7 +538,7 @@ class RecordBatch:
                 path=path,
                 position=self.position,
             ) from e
-        return offsets, stamps, key_col, values, head_col
+        return offsets, stamps, keys, values, head_col
 
 
 def check_magic(magic: int, path: str) -> None:

@@ -41,11 +41,14 @@ sync, recovery's rewrite in place) open the file again by its path.
 
 from __future__ import annotations
 
+import bisect
 import errno
 import mmap
 import os
 import struct
+import sys
 import threading
+from array import array
 
 from .._fs import fs, unmap
 from ..errors import StorageIOError
@@ -55,6 +58,8 @@ _GROW_MAX = 64 * 1024
 
 
 _U32 = struct.Struct("<I")
+_BIG_ENDIAN = sys.byteorder == "big"
+assert array("I").itemsize == 4
 
 
 class _FixedIndex:
@@ -291,7 +296,19 @@ class OffsetIndex(_FixedIndex):
 
     ENTRY = struct.Struct("<II")
     VALID_AT = 4
-    __slots__ = ()
+    __slots__ = ("_rels",)
+
+    def __init__(self, path: str, max_bytes: int, *, writable: bool = True) -> None:
+        # The entries' relative offsets, copied from the map as they are first
+        # searched: a random read bisects them with no Python loop. Entries only
+        # change in place through ``truncate_entries`` (recovery, this object), which
+        # drops the copy; another process's rebuild writes new files.
+        self._rels: array[int] = array("I")
+        super().__init__(path, max_bytes, writable=writable)
+
+    def truncate_entries(self, count: int) -> None:
+        self._rels = array("I")
+        super().truncate_entries(count)
 
     def append(self, relative_last_offset: int, position: int) -> None:
         self._append(relative_last_offset, position)
@@ -311,16 +328,26 @@ class OffsetIndex(_FixedIndex):
 
     def floor(self, relative_offset: int) -> int:
         """Index of the last entry whose relative last offset is <= the target, or -1."""
-        lo, hi = 0, self.count
-        unpack = self.ENTRY.unpack_from
-        mm = self._mm
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if unpack(mm, mid * 8)[0] <= relative_offset:  # type: ignore[arg-type]
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo - 1
+        rels = self._rels
+        if len(rels) != self.count:
+            rels = self._cache_rels()
+        return bisect.bisect_right(rels, relative_offset) - 1
+
+    def _cache_rels(self) -> array[int]:
+        """``_rels`` for the first ``count`` entries, read from the map. A new array,
+        never the old one changed: readers in other threads may be bisecting it."""
+        rels, n = self._rels, self.count
+        if len(rels) > n:
+            rels = rels[:n]
+        else:
+            mm = self._mm
+            assert mm is not None
+            words = array("I", mm[len(rels) * 8 : n * 8])
+            if _BIG_ENDIAN:
+                words.byteswap()
+            rels = rels + words[::2]
+        self._rels = rels
+        return rels
 
     def lower(self, relative_offset: int) -> int:
         """Index of the last entry whose relative last offset is < the target, or -1."""

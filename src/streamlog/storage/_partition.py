@@ -58,7 +58,6 @@ face and keeps the view of the segments, the tail, append, roll and read:
 
 from __future__ import annotations
 
-import bisect
 import errno
 import logging
 import os
@@ -256,7 +255,8 @@ class PartitionLog:
         return seg  # type: ignore[no-any-return]
 
     def _active(self) -> Segment:
-        return self._segment(self._segments.keys()[-1])
+        base, seg = self._segments.peekitem(-1)  # (cheaper than keys()[-1], per read)
+        return seg if seg is not None else self._segment(base)
 
     # ------------------------------------------------------------------ tail
     def _refresh(self) -> Segment:
@@ -555,12 +555,15 @@ class PartitionLog:
         out: list[RecordBatch] = []
         if offset == end or max_bytes <= 0:
             return out
-        keys = self._segments.keys()
-        i = max(0, bisect.bisect_right(keys, offset) - 1)
+        segments = self._segments
+        # (SortedDict's own bisect: bisect over its keys view costs a Python call a probe)
+        i = max(0, segments.bisect_right(offset) - 1)
         used = 0
-        while i < len(keys):
+        while i < len(segments):
             try:
-                seg = self._segment(keys[i])
+                base, seg = segments.peekitem(i)
+                if seg is None:
+                    seg = self._segment(base)
             except StorageIOError as e:
                 if e.errno != errno.ENOENT:
                     raise
@@ -584,7 +587,7 @@ class PartitionLog:
         if start != self._log_start_seen:
             self._log_start_seen = start
             _retention.forget_below(self, start)
-        first: int = self._segments.keys()[0]
+        first: int = self._segments.peekitem(0)[0]
         return max(start, first)
 
     def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:

@@ -39,6 +39,7 @@ from __future__ import annotations
 import errno
 import mmap
 import os
+import struct
 import threading
 from dataclasses import dataclass, field
 
@@ -61,6 +62,8 @@ _HEADER = codec.HEADER
 _HEADER_SIZE = codec.HEADER_SIZE
 _LENGTH = codec.LENGTH
 _xxh3_int = xxhash.xxh3_64_intdigest
+# length, base_offset and last_offset_delta of a frame header (see ``_codec``)
+_INDEXED = struct.Struct("<I12xqI")
 SEAL_SIZE = codec.aligned(codec.HEADER_SIZE)
 MAX_RELATIVE = 2**32 - 2  # the largest last offset - base offset of a segment (u32 indexes)
 _INITIAL_SIZE = 16 * 1024
@@ -261,7 +264,8 @@ class FileRecords:
             ok = _xxh3_int(body, seed=length) == fields[1]
         if not ok:
             return length, None
-        codec.check_magic(fields[2], self.path)
+        if fields[2] != codec.MAGIC:
+            codec.check_magic(fields[2], self.path)
         return length, fields
 
     def _batch(self, pos: int, fields: tuple[int, ...]) -> codec.RecordBatch:
@@ -863,8 +867,16 @@ class Segment(FileRecords):
         self.time_index.sync()
 
     # ------------------------------------------------------------------ reading
-    def position_for(self, offset: int) -> int:
-        """A frame position at or before the first batch holding ``offset``."""
+    def position_for(self, offset: int, *, verify: bool = False) -> int:
+        """A frame position at or before the first batch holding ``offset``.
+
+        The indexed frame is checked by its header only (its length, and the last
+        offset the entry names), not by its checksum: the frame read next is
+        verified anyway, and checking the indexed one too doubled the cost of a
+        random read. A reader that finds no valid frame at the position returned
+        asks again with ``verify``, which checks the checksum and rebuilds the
+        indexes if the entry is wrong, as a full check would.
+        """
         cursor = self._cursor
         if cursor is not None and cursor[0] == offset:
             # A consumer reading on from where its last read ended (the common
@@ -872,17 +884,23 @@ class Segment(FileRecords):
             # entry, which would re-check up to index.interval.bytes of frames.
             return cursor[1]
         oi = self.offset_index
-        if oi.count and oi.entry(oi.count - 1)[0] < offset - self.base_offset:
+        rel_target = offset - self.base_offset
+        i = oi.lower(rel_target)
+        if i == oi.count - 1 and oi.count:
             # beyond our last entry: maybe other processes indexed more
             oi.refresh()
-        i = oi.lower(offset - self.base_offset)
+            i = oi.lower(rel_target)
         if i < 0:
             return 0
         rel, pos = oi.entry(i)
+        if not verify:
+            length = self._indexed_length(pos, rel)
+            if length:
+                return pos + codec.aligned(length)
         length, fields = self.frame_at(pos)
         if fields is None or fields[5] + fields[6] != self.base_offset + rel:
             self.rebuild_indexes()
-            i = self.offset_index.lower(offset - self.base_offset)
+            i = self.offset_index.lower(rel_target)
             if i < 0:
                 return 0
             rel, pos = self.offset_index.entry(i)
@@ -890,6 +908,23 @@ class Segment(FileRecords):
             if fields is None:
                 return 0
         return pos + codec.aligned(length)
+
+    def _indexed_length(self, pos: int, rel: int) -> int:
+        """The length of the frame an index entry ``(rel, pos)`` names, if its header
+        agrees with the entry (a batch ending at ``rel``, inside the data); else 0."""
+        if pos + _HEADER_SIZE > self._mapped or pos >= self.tail:
+            return 0
+        mm = self._mm
+        assert mm is not None
+        length, base, delta = _INDEXED.unpack_from(mm, pos)
+        if (
+            length < _HEADER_SIZE
+            or pos + length > self.tail
+            or base + delta != self.base_offset + rel
+            or mm[pos + 13] & codec.ATTR_SEAL
+        ):
+            return 0
+        return int(length)
 
     def read(
         self, offset: int, max_bytes: int, end: int, out: list[codec.RecordBatch]
@@ -903,6 +938,10 @@ class Segment(FileRecords):
         the next good frame shows it lies wholly below ``offset`` (it is skipped).
         """
         pos = self.position_for(offset)
+        verified = pos == 0 or (self._cursor is not None and self._cursor[1] == pos)
+        if not verified and pos >= end:
+            verified = True  # (nothing after the indexed frame: check it all the same)
+            pos = self.position_for(offset, verify=True)
         used = 0
         prev_last = self.base_offset - 1
         while pos < end:
@@ -914,6 +953,12 @@ class Segment(FileRecords):
             ):
                 fields = None  # a valid checksum but offsets out of place: damage
             if fields is None:
+                if not verified:
+                    # The index entry's frame was taken on its header alone: check it
+                    # (and repair the index) before calling what follows it damage.
+                    verified = True
+                    pos = self.position_for(offset, verify=True)
+                    continue
                 if length == 0:
                     return used, True
                 if out:
@@ -937,6 +982,7 @@ class Segment(FileRecords):
                     path=self.path,
                     position=pos,
                 )
+            verified = True  # a valid frame where the index led: the entry was right
             if fields[3] & codec.ATTR_SEAL:
                 return used, True
             prev_last = fields[5] + fields[6]
