@@ -60,6 +60,8 @@ if TYPE_CHECKING:
 __all__ = ["Consumer", "ConsumerRebalanceListener"]
 
 _METADATA_TTL = 1.0
+# poll's timeouts below this (ms, about 24 days) skip wait_seconds' checks
+_PLAIN_TIMEOUT_MS = 1 << 31
 # Seconds a doorbell stays armed between polls without being slept on (see __init__).
 _BELL_KEEP = 1.0
 _logger = logging.getLogger("streamlog.consumer")
@@ -128,6 +130,7 @@ class _PartitionState:
         self.batches = []
         self.next_batch = 0
         self.read_bytes = 1  # a new place: read one batch first
+
 
 
 def _first(offsets: range | list[int], position: int) -> int:
@@ -727,23 +730,31 @@ class Consumer:
         :raises OffsetOutOfRangeError: a position is outside the log and
             ``auto_offset_reset`` is ``"none"``.
         """
-        self._check_open()
-        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float)):
-            raise TypeError("timeout_ms must be a number")
-        # NaN and negatives refused; inf (or longer than a thread can wait): no limit
-        timeout = wait_seconds("timeout_ms", timeout_ms)
+        if self._closed:
+            raise ClosedError("the consumer is closed")
+        timeout: float | None
+        if type(timeout_ms) is int and 0 <= timeout_ms < _PLAIN_TIMEOUT_MS:
+            timeout = timeout_ms / 1000  # (what wait_seconds makes of it, without its checks)
+        else:
+            if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float)):
+                raise TypeError("timeout_ms must be a number")
+            # NaN and negatives refused; inf (or longer than a thread can wait): no limit
+            timeout = wait_seconds("timeout_ms", timeout_ms)
         limit = self._max_poll_records if max_records is None else max_records
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"max_records must be a positive int; got {short_repr(limit)}")
-        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        now = time.monotonic()
+        deadline = now + (float("inf") if timeout is None else timeout)
         signal = self._log.signal
         # Idleness carries over between calls: a loop of short polls on a quiet topic
         # must not restart the fast 50 us back-off every time (it cost 5% of a core).
         idle_since = self._idle_since
-        idle = time.monotonic() - idle_since
+        idle = now - idle_since
         delay = 50e-6 if idle < 0.01 else 0.001 if idle < 1.0 else 0.005
-        with self._bell_lock:  # armed, by an earlier poll or this one; see __init__
-            bell = self._parked.pop() if self._parked else None
+        bell = None
+        if self._parked:  # (empty: nothing to take; only close() takes one meanwhile)
+            with self._bell_lock:  # armed, by an earlier poll or this one; see __init__
+                bell = self._parked.pop() if self._parked else None
         tried = False
         try:
             while True:
@@ -760,7 +771,7 @@ class Consumer:
                             self._raise_listener_error()
                     else:
                         member.run_async_callbacks()  # a standalone consumer's commit_async
-                else:
+                elif self._subscription is not None or self._pattern is not None:
                     self._refresh_subscription(force=False)
                 if time.monotonic() - self._incarnations_checked >= _METADATA_TTL:
                     self._incarnations_checked = time.monotonic()
@@ -843,7 +854,10 @@ class Consumer:
                         assert cols is not None
                     offsets = cols[0]
                     size = len(offsets)
-                    first = _first(offsets, state.position)  # type: ignore[arg-type]
+                    if type(offsets) is range:  # (_first, inline: once per poll and batch)
+                        first = max(0, state.position - offsets.start)  # type: ignore[operator]
+                    else:
+                        first = bisect_left(offsets, state.position)  # type: ignore[type-var]
                     end = min(size, first + limit - taken)
                     if first >= end:
                         state.cols = None  # used up
@@ -954,6 +968,23 @@ class Consumer:
     ) -> list[ConsumerRecord]:
         """The records ``first`` to ``end`` of a decoded batch, deserialized."""
         offsets, stamps, keys, values, heads = cols
+        kd, vd = self._key_deserializer, self._value_deserializer
+        if end - first == 1 and kd is None and vd is None:
+            # one record (a poll(max_records=1), a record at the tail): built directly
+            return [
+                _new_record(
+                    ConsumerRecord,
+                    (
+                        tp.topic,
+                        tp.partition,
+                        offsets[first],
+                        stamps if type(stamps) is int else stamps[first],  # type: ignore[index]
+                        None if keys is None else keys[first],
+                        values[first],
+                        () if heads is None else heads[first],
+                    ),
+                )
+            ]
         rows: Iterator[tuple[Any, ...]] = zip(
             repeat(tp.topic),
             repeat(tp.partition),
@@ -963,7 +994,6 @@ class Consumer:
             values[first:end],
             repeat(()) if heads is None else heads[first:end],
         )
-        kd, vd = self._key_deserializer, self._value_deserializer
         if kd is not None or vd is not None:
             rows = (
                 (
@@ -1029,6 +1059,28 @@ class Consumer:
                     chunk = self._build(tp, cols, first, min(len(offsets), first + self._iter_left))
                     assigned = self._assigned
                     pos: int = state.position  # type: ignore[assignment]
+                    if type(offsets) is range:
+                        # Dense offsets: a record's is one more than the last's. The position
+                        # is compared by identity: the int stored here, or anything else
+                        # stored since (a seek, a poll, a new incarnation) ends the chunk,
+                        # so these checks need not look at ``state.cols`` as the general
+                        # ones below do (the chunk goes on only where nobody moved the
+                        # position, and its records are those a read from there gives).
+                        off = start = chunk[0][2]
+                        try:
+                            for record in chunk:
+                                if (
+                                    state.position is not pos
+                                    or state.paused
+                                    or self._assigned is not assigned
+                                ):
+                                    break
+                                off += 1
+                                state.position = pos = off
+                                yield record
+                        finally:
+                            self._iter_left -= off - start
+                        continue
                     try:
                         for record in chunk:
                             if (

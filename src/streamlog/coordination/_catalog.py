@@ -19,7 +19,11 @@ Delete first renames the file to ``<topic>.del`` (no byte written, so it works
 on a full disk and on a damaged file), then moves the topic's data to
 ``trash/`` and removes the marker; an interrupted delete is finished by the
 next catalog change. Readers take no lock: the rename makes every read see either
-the old or the new file. Readers cache by (inode, mtime, size).
+the old or the new file. Readers cache by a change counter, ``meta/catalog.version``
+(mapped; every change bumps it once the change is on disk), and by the file's (inode,
+mtime, size). The hot path of reads and appends (``current``) compares the counter
+alone, and looks at the file again at least every ``RECHECK_S`` seconds (a file
+changed by hand, or by a change that crashed before bumping the counter).
 
 Process-safe and thread-safe.
 """
@@ -55,6 +59,7 @@ from ..storage._state import AppendLock
 _VERSION = 1
 _U64 = struct.Struct("<Q")
 MAX_PARTITIONS = 100_000
+RECHECK_S = 1.0  # ``current``: the longest a cached topic is trusted on the counter alone
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,8 @@ class TopicCatalog:
         self._paths: dict[str, str] = {}  # valid names looked up so far -> their file
         self._version_path = _layout.catalog_version(datadir.root)
         self._version_map: mmap.mmap | None = None
+        # ``current``: name -> (counter before it was read, when, its metadata)
+        self._current: dict[str, tuple[int, float, TopicMeta]] = {}
 
     def close(self) -> None:
         """Release the lock file's descriptor and the version map."""
@@ -167,6 +174,26 @@ class TopicCatalog:
         meta = self.get(name)
         if meta is None:
             raise UnknownTopicError(f"unknown topic {name!r}")
+        return meta
+
+    def current(self, name: str) -> TopicMeta:
+        """``require``, for the hot path (every append and fetch): a topic looked up
+        less than ``RECHECK_S`` ago is trusted if the change counter has not moved since
+        (one memory read instead of a ``stat`` of its file). Any change through a
+        catalog, in any process, moves the counter, so a topic deleted, created again
+        or grown is seen at once; only a change the counter missed (by hand, or a change
+        that crashed before its bump) waits up to ``RECHECK_S`` for the file's look."""
+        hit = self._current.get(name)
+        if hit is not None and hit[0] == self._version() and time.monotonic() - hit[1] < RECHECK_S:
+            return hit[2]
+        # the counter before the file (as get does): a change in between moves it again,
+        # so what is cached below is looked at again next time
+        version = self._version()
+        meta = self.require(name)
+        if version >= 0:
+            if len(self._current) >= 10_000:
+                self._current.clear()  # bounded, whatever names a caller tries
+            self._current[name] = (version, time.monotonic(), meta)
         return meta
 
     @staticmethod

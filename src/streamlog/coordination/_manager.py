@@ -311,7 +311,7 @@ class LogManager:
         if self._closed:
             raise ClosedError("the data directory handle is closed")
         check_partition(partition)
-        meta = self.catalog.require(topic)
+        meta = self.catalog.current(topic)  # (the counter, not a stat: see TopicCatalog)
         return meta.id, self.partition_for(meta, partition)
 
     def explain(self, topic: str, topic_id: str, error: BaseException) -> BaseException:

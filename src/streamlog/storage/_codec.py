@@ -285,6 +285,21 @@ def prepare_batch(
     storage layer's internal contract.
     """
     n = len(values)
+    if n == 1 and compression == COMPRESSION_NONE:
+        # One record (a producer at linger_ms=0, a low-rate writer): the same bytes as
+        # below, without the column scans (a latency path: about a third of its cost)
+        return _prepare_one(
+            values,
+            keys,
+            timestamps,
+            headers,
+            (ATTR_LOG_APPEND_TIME if log_append_time else 0)
+            | (ATTR_TRANSACTIONAL if transactional else 0)
+            | (ATTR_CONTROL if control else 0),
+            producer_id,
+            producer_epoch,
+            base_sequence,
+        )
     if n == 0:
         raise ValueError("a batch needs at least one record")
     if isinstance(timestamps, int):
@@ -332,6 +347,41 @@ def prepare_batch(
         producer_id,
         producer_epoch,
         base_sequence,
+    )
+
+
+def _prepare_one(
+    values: Sequence[bytes | None],
+    keys: Sequence[bytes | None] | None,
+    timestamps: Sequence[int] | int,
+    headers: Sequence[Headers | None] | None,
+    attributes: int,
+    producer_id: int,
+    producer_epoch: int,
+    base_sequence: int,
+) -> PreparedBatch:
+    """``prepare_batch`` of one uncompressed record (the same checks, the same bytes)."""
+    if isinstance(timestamps, int):
+        ts = timestamps
+    else:
+        if len(timestamps) != 1:
+            raise ValueError("timestamps and values differ in length")
+        ts = timestamps[0]
+    if keys is not None:
+        if len(keys) != 1:
+            raise ValueError("keys and values differ in length")
+        if keys[0] is None:
+            keys = None
+    flat_headers: list[list[Any] | None] | None = None
+    if headers is not None:
+        if len(headers) != 1:
+            raise ValueError("headers and values differ in length")
+        h = headers[0]
+        if h:
+            flat_headers = [[x for pair in h for x in pair]]
+    raw = _packb([None, None, keys, values, flat_headers])
+    return PreparedBatch(
+        raw, len(raw), 1, ts, ts, attributes, producer_id, producer_epoch, base_sequence
     )
 
 

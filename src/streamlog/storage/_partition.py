@@ -260,9 +260,14 @@ class PartitionLog:
 
     # ------------------------------------------------------------------ tail
     def _refresh(self) -> Segment:
-        """Learn of frames and segments appended by other processes (no lock needed)."""
-        active = self._active()
-        active.refresh()
+        """Learn of frames and segments appended by other processes (no lock needed).
+
+        On every read: nothing new (the length word at the known tail is 0) costs one
+        look at the map. The indexes are left to the lookups that need them and to the
+        next writer (``Segment.refresh``)."""
+        base, last = self._segments.peekitem(-1)  # (as _active, without the call)
+        active: Segment = last if last is not None else self._segment(base)
+        active.refresh(indexes=False)
         while active.sealed:
             nxt = active.next_base
             assert nxt is not None
@@ -279,7 +284,7 @@ class PartitionLog:
                     raise
                 self._segments.pop(nxt, None)  # deleted by retention just now: look again
                 continue
-            active.refresh()
+            active.refresh(indexes=False)
         return active
 
     def _next_existing(self, nxt: int) -> int | None:
@@ -541,7 +546,8 @@ class PartitionLog:
         raises ``OffsetOutOfRangeError``. Offsets in a gap read as the next
         batch.
         """
-        self._check_open()
+        if self._closed:
+            self._check_open()
         active = self._refresh()
         end = active.next_offset
         start = self._current_log_start()
@@ -554,6 +560,10 @@ class PartitionLog:
             )
         out: list[RecordBatch] = []
         if offset == end or max_bytes <= 0:
+            return out
+        if offset >= active.base_offset:
+            # (the common case, a consumer at the tail: ``active`` is the last segment)
+            active.read(offset, max_bytes, active.tail, out)
             return out
         segments = self._segments
         # (SortedDict's own bisect: bisect over its keys view costs a Python call a probe)

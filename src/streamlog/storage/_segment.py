@@ -542,6 +542,7 @@ class Segment(FileRecords):
         self.sealed = False
         self.next_base: int | None = None
         self._last_frame = -1  # position of the last batch known (-1: unknown or indexed)
+        self._indexes_owed = False  # frames learnt by a reader's refresh: see refresh
 
     # ------------------------------------------------------------------ opening
     def load(self) -> ScanResult:
@@ -607,21 +608,39 @@ class Segment(FileRecords):
         self.offset_index.freeze()
         self.time_index.freeze()
 
-    def refresh(self) -> ScanResult | None:
-        """Follow frames other processes appended after our known tail. None if nothing new."""
+    def refresh(self, *, indexes: bool = True) -> ScanResult | None:
+        """Follow frames other processes appended after our known tail. None if nothing new.
+
+        The other writer indexed its frames too: with ``indexes`` (a writer, under the
+        append lock) learn of those entries, so our next index append goes after them
+        instead of over them, and the roll check counts them. A reader passes False:
+        its lookups refresh the offset index when they pass its last entry
+        (``position_for``), a time lookup refreshes the time index, and a seal freezes
+        both after a refresh of its own; the refresh is owed (``_indexes_owed``) to the
+        next writer's call, also when that call finds no new frame."""
         if self.sealed:
             return None
-        length = 0
-        if self._covers(self.tail + 4):
+        mm = self._mm
+        tail = self.tail
+        if mm is not None and tail + 4 <= self._mapped:
+            length = _LENGTH.unpack_from(mm, tail)[0]
+        elif self._covers(tail + 4):
             assert self._mm is not None
-            length = _LENGTH.unpack_from(self._mm, self.tail)[0]
+            length = _LENGTH.unpack_from(self._mm, tail)[0]
+        else:
+            length = 0
         if length == 0:
+            if indexes and self._indexes_owed:
+                self._indexes_owed = False
+                self.refresh_indexes()
             return None
-        result = self.scan(self.tail, self.next_offset, self.max_timestamp)
+        result = self.scan(tail, self.next_offset, self.max_timestamp)
         self._apply(result)
-        # The other writer indexed its frames too: learn of those entries, so
-        # our next index append goes after them instead of over them.
-        self.refresh_indexes()
+        if indexes:
+            self._indexes_owed = False
+            self.refresh_indexes()
+        else:
+            self._indexes_owed = True
         return result
 
     def indexes_sane(self) -> bool:
@@ -886,8 +905,9 @@ class Segment(FileRecords):
         oi = self.offset_index
         rel_target = offset - self.base_offset
         i = oi.lower(rel_target)
-        if i == oi.count - 1 and oi.count:
-            # beyond our last entry: maybe other processes indexed more
+        if i == oi.count - 1 and (oi.count or self._indexes_owed):
+            # beyond our last entry: maybe other processes indexed more (with no entry
+            # known, only if a reader's refresh learnt frames without their entries)
             oi.refresh()
             i = oi.lower(rel_target)
         if i < 0:

@@ -52,6 +52,7 @@ _HEAD = struct.Struct("<II")
 _HINT = struct.Struct("<qqQ")
 _DURABLE = struct.Struct("<qq")
 _SUM = struct.Struct("<Q")
+_DURABLE_AND_SUM = struct.Struct("<qqQ")  # bytes [32, 56): the durable fields and their sum
 
 
 class PartitionState:
@@ -76,6 +77,8 @@ class PartitionState:
                 unmap(mm)  # a failed open holds nothing (a traceback would keep the map)
                 raise
         self._mm: mmap.mmap = mm
+        # (durable fields and checksum as last verified, their log start): see log_start
+        self._start_seen: tuple[tuple[int, int, int], int] | None = None
         magic, version = _HEAD.unpack_from(self._mm, 0)
         if magic == _MAGIC and version > _VERSION:
             self.close()
@@ -105,10 +108,21 @@ class PartitionState:
 
     def log_start(self) -> int:
         """The durable log start, or -1 if its checksum fails (callers then take the
-        first segment's base offset)."""
-        durable = self.durable()
-        if durable is None:  # maybe a writer in another process between its two stores
-            durable = self.durable()
+        first segment's base offset).
+
+        Read on every fetch, so the checksum is computed only when the durable words
+        changed: the three words (fields and checksum) are compared with those last
+        verified, one unpack instead of a copy and a hash. Equal words verify as they
+        did (a torn read that differs goes the long way)."""
+        words = _DURABLE_AND_SUM.unpack_from(self._mm, 32)
+        seen = self._start_seen
+        if seen is not None and seen[0] == words:
+            return seen[1]
+        start, point, checksum = words
+        if xxhash.xxh3_64_intdigest(_DURABLE.pack(start, point)) == checksum:
+            self._start_seen = (words, int(start))
+            return int(start)
+        durable = self.durable()  # maybe a writer in another process between its two stores
         return -1 if durable is None else durable[0]
 
     def write_durable(self, log_start: int, recovery_point: int, *, sync: bool = False) -> None:
