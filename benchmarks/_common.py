@@ -43,3 +43,50 @@ def source_state(repo: str) -> str:
         return f"commit {rev}, src/ clean"
     digest = hashlib.sha1(diff).hexdigest()[:10]
     return f"commit {rev} + uncommitted changes to src/ (diff sha1 {digest})"
+
+
+class Table:
+    """A result table: rows of (name, median, range, detail, target, status), and
+    section titles; ``render`` pads the columns (numbers right-aligned)."""
+
+    def __init__(self, first: str = "workload") -> None:
+        self.HEAD = (first, "median", "range", "detail", "target", "status")
+        self.rows: list[tuple[str, ...]] = []
+
+    def row(
+        self,
+        name: str,
+        value: str,
+        rng: str = "",
+        detail: str = "",
+        target: str = "",
+        status: str = "",
+    ) -> None:
+        self.rows.append((name, value, rng, detail, target, status))
+
+    def section(self, title: str) -> None:
+        self.rows.append((title, "", "", "", "", "#"))
+
+    def render(self) -> str:
+        head = self.HEAD
+        body = [r for r in self.rows if r[5] != "#"]
+        k = len(head)
+        w = [max(len(head[i]), *(len(r[i]) for r in body)) for i in range(k)]
+        right = {1, 2}
+        line = "  ".join(h.ljust(w[i]) for i, h in enumerate(head)).rstrip()
+        out = [line, "-" * len(line)]
+        for r in self.rows:
+            if r[5] == "#":
+                out.append(r[0])
+                continue
+            out.append(
+                "  ".join(
+                    (r[i].rjust(w[i]) if i in right else r[i].ljust(w[i])) for i in range(k)
+                ).rstrip()
+            )
+        return "\n".join(out)
+
+
+def status(ok: bool) -> str:
+    """The status column of a row with a target."""
+    return "met" if ok else "MISSED"

@@ -96,7 +96,12 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
-from _common import machine, source_state  # benchmarks/ is on sys.path when run as a script
+from _common import (  # benchmarks/ is on sys.path when run as a script
+    Table,
+    machine,
+    source_state,
+    status,
+)
 
 import streamlog
 from streamlog import ConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
@@ -643,50 +648,6 @@ def bench_consume(
 
 
 # --------------------------------------------------------------------------- report
-class Table:
-    HEAD = ("scenario", "median", "range", "detail", "target", "status")
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, ...]] = []
-
-    def row(
-        self,
-        name: str,
-        value: str,
-        rng: str = "",
-        detail: str = "",
-        target: str = "",
-        status: str = "",
-    ) -> None:
-        self.rows.append((name, value, rng, detail, target, status))
-
-    def section(self, title: str) -> None:
-        self.rows.append((title, "", "", "", "", "#"))
-
-    def render(self) -> str:
-        head = self.HEAD
-        body = [r for r in self.rows if r[5] != "#"]
-        k = len(head)
-        w = [max(len(head[i]), *(len(r[i]) for r in body)) for i in range(k)]
-        right = {1, 2}
-        line = "  ".join(h.ljust(w[i]) for i, h in enumerate(head)).rstrip()
-        out = [line, "-" * len(line)]
-        for r in self.rows:
-            if r[5] == "#":
-                out.append(r[0])
-                continue
-            out.append(
-                "  ".join(
-                    (r[i].rjust(w[i]) if i in right else r[i].ljust(w[i])) for i in range(k)
-                ).rstrip()
-            )
-        return "\n".join(out)
-
-
-def status(ok: bool) -> str:
-    return "met" if ok else "MISSED"
-
-
 # --------------------------------------------------------------------------- profile
 def profile(workload: str, base: str, commits: int) -> None:
     """--profile: one run of a workload in this process under pyinstrument."""
@@ -864,7 +825,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(base, ignore_errors=True)
 
     # ---- report
-    table = Table()
+    table = Table("scenario")
     plural = "s" if runs != 1 else ""
 
     def ex(key: str, field: str) -> float:

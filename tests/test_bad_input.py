@@ -695,6 +695,12 @@ def _log_calls(log: streamlog.Log) -> dict[str, tuple[str, Callable[[], object]]
         "describe_group": ("describe_group", lambda: log.describe_group("g")),
         "reset_offsets": ("reset_offsets", lambda: log.reset_offsets("g", "t", to="earliest")),
         "delete_group": ("delete_group", lambda: log.delete_group("g")),
+        "list_transactions": ("list_transactions", lambda: log.list_transactions()),
+        "describe_transaction": (
+            "describe_transaction", lambda: log.describe_transaction("x")
+        ),
+        "abort_transaction": ("abort_transaction", lambda: log.abort_transaction("x")),
+        "describe_producers": ("describe_producers", lambda: log.describe_producers("t", 0)),
     }
 
 

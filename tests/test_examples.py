@@ -32,3 +32,12 @@ def test_two_processes_example_delivers_every_event(data_dir: str) -> None:
     out = _run("two_processes.py", data_dir)
     assert out.count("consumer pid: got b'event ") == 20
     assert out.splitlines()[-1] == "consumer exited with 0"
+
+
+@pytest.mark.multiprocess
+def test_exactly_once_example_survives_a_sigkill(data_dir: str) -> None:
+    out = _run("exactly_once.py", data_dir)
+    assert "transformer killed with SIGKILL (exit code -9)" in out
+    assert out.splitlines()[-1] == (
+        "read_committed sees 2000: each payment exactly once, in order"
+    )

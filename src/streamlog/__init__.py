@@ -23,12 +23,15 @@ from ._structs import OffsetAndMetadata as OffsetAndMetadata
 from ._structs import OffsetAndTimestamp as OffsetAndTimestamp
 from ._structs import PartitionDescription as PartitionDescription
 from ._structs import PartitionLag as PartitionLag
+from ._structs import ProducerState as ProducerState
 from ._structs import RecordMetadata as RecordMetadata
 from ._structs import TopicDescription as TopicDescription
 from ._structs import TopicPartition as TopicPartition
+from ._structs import TransactionDescription as TransactionDescription
 from .clients._consumer import Consumer as Consumer
 from .clients._consumer import ConsumerRebalanceListener as ConsumerRebalanceListener
 from .clients._producer import Producer as Producer
+from .clients._transactions import ConsumerGroupMetadata as ConsumerGroupMetadata
 from .errors import ClosedError as ClosedError
 from .errors import CommitFailedError as CommitFailedError
 from .errors import ConfigError as ConfigError
@@ -40,11 +43,13 @@ from .errors import GroupNotEmptyError as GroupNotEmptyError
 from .errors import IllegalStateError as IllegalStateError
 from .errors import InconsistentGroupProtocolError as InconsistentGroupProtocolError
 from .errors import InvalidTopicError as InvalidTopicError
+from .errors import InvalidTxnStateError as InvalidTxnStateError
 from .errors import KafkaTimeoutError as KafkaTimeoutError
 from .errors import LockTimeoutError as LockTimeoutError
 from .errors import MetadataCorruptError as MetadataCorruptError
 from .errors import NoOffsetForPartitionError as NoOffsetForPartitionError
 from .errors import OffsetOutOfRangeError as OffsetOutOfRangeError
+from .errors import OutOfOrderSequenceError as OutOfOrderSequenceError
 from .errors import ProducerFencedError as ProducerFencedError
 from .errors import RecordTooLargeError as RecordTooLargeError
 from .errors import StorageError as StorageError
@@ -52,6 +57,8 @@ from .errors import StorageIOError as StorageIOError
 from .errors import StreamlogError as StreamlogError
 from .errors import TopicError as TopicError
 from .errors import TopicExistsError as TopicExistsError
+from .errors import TransactionAbortedError as TransactionAbortedError
+from .errors import TransactionError as TransactionError
 from .errors import UnknownGroupError as UnknownGroupError
 from .errors import UnknownPartitionError as UnknownPartitionError
 from .errors import UnknownTopicError as UnknownTopicError
@@ -66,6 +73,7 @@ __all__ = [
     "CommitFailedError",
     "ConfigError",
     "Consumer",
+    "ConsumerGroupMetadata",
     "ConsumerRebalanceListener",
     "ConsumerRecord",
     "CorruptRecordError",
@@ -77,6 +85,7 @@ __all__ = [
     "IllegalStateError",
     "InconsistentGroupProtocolError",
     "InvalidTopicError",
+    "InvalidTxnStateError",
     "KafkaTimeoutError",
     "LockTimeoutError",
     "Log",
@@ -86,11 +95,13 @@ __all__ = [
     "OffsetAndMetadata",
     "OffsetAndTimestamp",
     "OffsetOutOfRangeError",
+    "OutOfOrderSequenceError",
     "PartitionDescription",
     "PartitionLag",
     "Problem",
     "Producer",
     "ProducerFencedError",
+    "ProducerState",
     "RecordMetadata",
     "RecordTooLargeError",
     "StorageError",
@@ -101,6 +112,9 @@ __all__ = [
     "TopicError",
     "TopicExistsError",
     "TopicPartition",
+    "TransactionAbortedError",
+    "TransactionDescription",
+    "TransactionError",
     "UnknownGroupError",
     "UnknownPartitionError",
     "UnknownTopicError",

@@ -207,6 +207,7 @@ class ProducerConfig:
     max_block_ms: int = 60000
     enable_idempotence: bool = False
     transactional_id: str | None = None
+    transaction_timeout_ms: int = 60000
     client_id: str | None = None
     retries: object = None
     request_timeout_ms: object = None
@@ -231,10 +232,22 @@ class ProducerConfig:
                 f"compression_type {short_repr(compression)} is not supported; use None or 'zstd'"
             )
         _check_callables(cfg, "key_serializer", "value_serializer")
-        if cfg["transactional_id"] is not None:
-            raise ConfigError("transactional_id: transactions are not implemented yet")
+        _check_int(cfg, "transaction_timeout_ms", 1, INT32_MAX)
         if not isinstance(cfg["enable_idempotence"], bool):
             raise ConfigError("enable_idempotence must be a bool")
+        if cfg["transactional_id"] is not None:
+            check_name("transactional_id", cfg["transactional_id"])
+            if "enable_idempotence" in config and not cfg["enable_idempotence"]:
+                raise ConfigError("a transactional_id needs enable_idempotence=True")
+            cfg["enable_idempotence"] = True
+        if cfg["enable_idempotence"]:
+            # Kafka's rule: idempotence needs every write acknowledged as durable
+            if "acks" in config and cfg["acks"] != "all":
+                raise ConfigError(
+                    f"enable_idempotence (and transactional_id) need acks='all', "
+                    f"not {short_repr(config['acks'])}"
+                )
+            cfg["acks"] = "all"
         return cls(**cfg)
 
     def to_dict(self) -> dict[str, object]:

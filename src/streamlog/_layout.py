@@ -169,3 +169,26 @@ def offsets_file(root: str, group: str) -> str:
 
 def offsets_lock_file(root: str, group: str) -> str:
     return os.path.join(group_dir(root, group), "offsets.lock")
+
+
+# ---------------------------------------------------------------- transactions
+TXN_SUFFIX = ".txn"
+
+
+def transactions_dir(root: str) -> str:
+    """Transaction coordinator records, one per transactional id (``coordination._txn``)."""
+    return os.path.join(meta_dir(root), "transactions")
+
+
+def transactions_lock(root: str) -> str:
+    """flock target guarding every transaction record and the producer-id counter."""
+    return os.path.join(transactions_dir(root), "txn.lock")
+
+
+def producer_ids_file(root: str) -> str:
+    """The next producer id to hand out (JSON), written durably before use."""
+    return os.path.join(transactions_dir(root), "producer_ids.json")
+
+
+def transaction_file(root: str, transactional_id: str) -> str:
+    return os.path.join(transactions_dir(root), transactional_id + TXN_SUFFIX)

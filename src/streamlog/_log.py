@@ -9,10 +9,16 @@ from typing import Any
 
 from ._config import INT32_MAX, INT64_MAX, short_repr
 from ._names import check_partition, check_topic_name
-from ._structs import GroupDescription, TopicDescription, TopicPartition
+from ._structs import (
+    GroupDescription,
+    ProducerState,
+    TopicDescription,
+    TopicPartition,
+    TransactionDescription,
+)
 from .clients._consumer import Consumer
 from .clients._producer import Producer
-from .coordination import _groupadmin
+from .coordination import _groupadmin, _txnadmin
 from .coordination._manager import LogManager
 from .errors import ConfigError, OffsetOutOfRangeError
 from .storage._partition import PartitionLog, RecoveryReport
@@ -169,6 +175,29 @@ class Log:
         :raises UnknownGroupError: there is no such group.
         """
         _groupadmin.delete_group(self._manager, group_id)
+
+    # ------------------------------------------------------------------ transactions
+    def list_transactions(self) -> list[TransactionDescription]:
+        """Every transactional id used in this directory, sorted (kafka-transactions.sh
+        list)."""
+        return _txnadmin.list_transactions(self._manager)
+
+    def describe_transaction(self, transactional_id: str) -> TransactionDescription:
+        """One transactional id's producer id, epoch, state and open transaction.
+
+        :raises IllegalStateError: no such transactional id.
+        """
+        return _txnadmin.describe_transaction(self._manager, transactional_id)
+
+    def abort_transaction(self, transactional_id: str) -> bool:
+        """Abort the open transaction of ``transactional_id`` now and fence its producer
+        (kafka-transactions.sh abort). Returns False if it had none open."""
+        return _txnadmin.abort_transaction(self._manager, transactional_id)
+
+    def describe_producers(self, topic: str, partition: int) -> list[ProducerState]:
+        """The producer ids one partition remembers (kafka-transactions.sh
+        describe-producers), sorted by id."""
+        return _txnadmin.describe_producers(self._manager, topic, partition)
 
     # ------------------------------------------------------------------ clients
     def producer(self, **config: Any) -> Producer:

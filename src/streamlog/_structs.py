@@ -122,3 +122,34 @@ class GroupDescription(NamedTuple):
     protocol: str | None
     members: tuple[MemberDescription, ...]
     offsets: dict[TopicPartition, PartitionLag]
+
+
+class TransactionDescription(NamedTuple):
+    """A transactional id as the coordinator records it (kafka-transactions.sh describe).
+
+    ``state`` is Kafka's: ``Empty``, ``Ongoing``, ``PrepareCommit``,
+    ``PrepareAbort``, ``CompleteCommit`` or ``CompleteAbort``. ``partitions`` are
+    those written in the open transaction; ``start_ms`` is -1 when none is open.
+    """
+
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    state: str
+    partitions: frozenset[TopicPartition]
+    groups: frozenset[str]
+    start_ms: int
+    timeout_ms: int
+    last_update_ms: int
+
+
+class ProducerState(NamedTuple):
+    """What one partition remembers of a producer id (kafka-transactions.sh
+    describe-producers): its epoch, last sequence and timestamp, and the first offset
+    of its open transaction (-1 if none)."""
+
+    producer_id: int
+    producer_epoch: int
+    last_sequence: int
+    last_timestamp: int
+    current_transaction_start_offset: int

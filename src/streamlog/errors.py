@@ -29,11 +29,19 @@ The tree::
     │   ├── GroupNotEmptyError
     │   ├── InconsistentGroupProtocolError
     │   └── UnknownGroupError
-    └── ProducerFencedError
+    └── TransactionError
+        ├── ProducerFencedError                            fatal
+        ├── OutOfOrderSequenceError                        fatal
+        ├── InvalidTxnStateError
+        └── TransactionAbortedError
 
 Foreign errors (``OSError``, ``zstandard`` and ``msgpack`` errors) are converted
 once, where streamlog calls the foreign code, with ``raise X(...) from e``; the
 original stays reachable as ``__cause__``.
+
+A *fatal* producer error leaves ``close()`` as the only useful call on that
+producer (as in Kafka); the others of ``TransactionError`` let the
+application abort the transaction and go on.
 
 Classes whose ``retriable`` flag is true describe a condition that may pass
 by itself (a lock held by a stopped process, a timeout); retrying the same
@@ -54,11 +62,13 @@ __all__ = [
     "IllegalStateError",
     "InconsistentGroupProtocolError",
     "InvalidTopicError",
+    "InvalidTxnStateError",
     "KafkaTimeoutError",
     "LockTimeoutError",
     "MetadataCorruptError",
     "NoOffsetForPartitionError",
     "OffsetOutOfRangeError",
+    "OutOfOrderSequenceError",
     "ProducerFencedError",
     "RecordTooLargeError",
     "StorageError",
@@ -66,6 +76,8 @@ __all__ = [
     "StreamlogError",
     "TopicError",
     "TopicExistsError",
+    "TransactionAbortedError",
+    "TransactionError",
     "UnknownGroupError",
     "UnknownPartitionError",
     "UnknownTopicError",
@@ -267,5 +279,26 @@ class UnknownGroupError(GroupError):
     """No consumer group of that name exists (no members and no committed offsets)."""
 
 
-class ProducerFencedError(StreamlogError):
-    """Another producer with the same ``transactional_id`` and a newer epoch took over."""
+class TransactionError(StreamlogError):
+    """Base class for errors of idempotent and transactional producing."""
+
+
+class ProducerFencedError(TransactionError):
+    """Another producer with the same ``transactional_id`` called ``init_transactions``
+    (a newer epoch) and took over, or this producer's transaction outlived
+    ``transaction_timeout_ms`` and was aborted for it. Fatal: close this producer."""
+
+
+class OutOfOrderSequenceError(TransactionError):
+    """A partition received a batch whose sequence number does not follow the last one
+    of its producer: records would be lost or reordered. Fatal: close this producer."""
+
+
+class InvalidTxnStateError(TransactionError):
+    """The operation conflicts with the transaction's state in the log: for example a
+    non-transactional write by a producer id whose transaction is open."""
+
+
+class TransactionAbortedError(TransactionError):
+    """The transaction this send belonged to was aborted before the record was written,
+    or an earlier send of the transaction failed, so it can only be aborted."""

@@ -68,6 +68,13 @@ def group_points() -> list[str]:
     return [p for p in source_crash_points() if p.startswith("group.")]
 
 
+def txn_points() -> list[str]:
+    """The points of the transaction coordinator (``txn.*``): run by test_txn_crash_points."""
+    return [p for p in source_crash_points() if p.startswith("txn.")]
+
+
 def operation_points() -> list[str]:
-    """The points passed by operations on an open directory (all but the two above)."""
-    return [p for p in source_crash_points() if not p.startswith(("recover.", "group."))]
+    """The points passed by operations on an open directory (all but the three above)."""
+    return [
+        p for p in source_crash_points() if not p.startswith(("recover.", "group.", "txn."))
+    ]

@@ -32,6 +32,7 @@ PRODUCER_KEYS = [
     "partitioner",
     "request_timeout_ms",
     "retries",
+    "transaction_timeout_ms",
     "transactional_id",
     "value_serializer",
 ]
@@ -87,6 +88,7 @@ def test_producer_defaults_are_kafka_pythons() -> None:
         "max_block_ms": 60000,
         "enable_idempotence": False,
         "transactional_id": None,
+        "transaction_timeout_ms": 60000,
         "client_id": None,
         "retries": None,
         "request_timeout_ms": None,
@@ -168,7 +170,11 @@ def test_producer_accepts_every_setting() -> None:
         ({"compression_type": "lz4"}, "compression_type 'lz4' is not supported"),
         ({"key_serializer": 5}, "key_serializer must be callable"),
         ({"value_serializer": "json"}, "value_serializer must be callable"),
-        ({"transactional_id": "tx"}, "transactional_id: transactions are not implemented"),
+        ({"transactional_id": "tx", "acks": 1}, "need acks='all'"),
+        ({"enable_idempotence": True, "acks": 0}, "need acks='all'"),
+        ({"transactional_id": "tx", "enable_idempotence": False}, "needs enable_idempotence"),
+        ({"transactional_id": "a/b"}, "invalid transactional_id"),
+        ({"transaction_timeout_ms": 0}, "transaction_timeout_ms"),
         ({"enable_idempotence": 1}, "enable_idempotence must be a bool"),
     ],
 )

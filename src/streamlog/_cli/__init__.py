@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from streamlog.errors import StreamlogError, UnknownGroupError
 
-from . import _check, _consume, _dump, _groups, _perf, _produce, _topics
+from . import _check, _consume, _dump, _groups, _perf, _produce, _topics, _transactions
 from ._common import DATA_ENV, DEFAULT_DATA, EXIT_ERROR, EXIT_SIGINT, CliError, silence_stdout
 
 __all__ = ["build_parser", "main"]
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
     verbs.required = True
     common = _common_options(top=False)
-    for module in (_topics, _produce, _consume, _groups, _dump, _check, _perf):
+    for module in (_topics, _produce, _consume, _groups, _transactions, _dump, _check, _perf):
         module.add_parser(verbs, common)
     return parser
 

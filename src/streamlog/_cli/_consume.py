@@ -159,6 +159,13 @@ def add_parser(verbs: Any, common: argparse.ArgumentParser) -> None:
         help="formatter properties, e.g. print.key=true print.offset=true",
     )
     p.add_argument(
+        "--isolation-level",
+        choices=["read_uncommitted", "read_committed"],
+        default="read_uncommitted",
+        help="read_committed: only committed transactional records, up to the last stable "
+        "offset; read_uncommitted (default): every record",
+    )
+    p.add_argument(
         "--format",
         choices=["text", "json"],
         default="text",
@@ -228,6 +235,7 @@ def _make_consumer(
     log: streamlog.Log, args: argparse.Namespace, offset: int | str | None
 ) -> streamlog.Consumer:
     reset = "earliest" if args.from_beginning else "latest"
+    isolation: str = args.isolation_level
     if args.topic is not None:
         partitions = log.partitions_for(args.topic)  # an unknown topic fails here
         if args.partition is not None and args.partition not in partitions:
@@ -241,9 +249,12 @@ def _make_consumer(
             auto_offset_reset=reset,
             enable_auto_commit=True,
             client_id="console-consumer",
+            isolation_level=isolation,
         )
     else:
-        consumer = log.consumer(auto_offset_reset=reset, client_id="console-consumer")
+        consumer = log.consumer(
+            auto_offset_reset=reset, client_id="console-consumer", isolation_level=isolation
+        )
     if args.partition is not None:
         tp = TopicPartition(args.topic, args.partition)
         consumer.assign([tp])

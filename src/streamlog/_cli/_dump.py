@@ -16,12 +16,16 @@ import xxhash
 
 from streamlog.errors import StreamlogError
 from streamlog.storage import _codec as codec
+from streamlog.storage._producer_state import ABORT, COMMIT
 
 from ._common import EXIT_ERROR, EXIT_OK, CliError, write_line
 
 _SUFFIXES = (".log", ".index", ".timeindex")
 _OFFSET_ENTRY = struct.Struct("<II")  # relative last offset, position
 _TIME_ENTRY = struct.Struct("<qI")  # max timestamp, relative last offset
+_CONTROL_KEY = struct.Struct(">hh")  # version, type (Kafka's ControlRecordType)
+_MARKER_VALUE = struct.Struct(">hi")  # version, coordinator epoch (EndTransactionMarker)
+_MARKERS = {ABORT: "ABORT", COMMIT: "COMMIT"}
 
 
 def add_parser(verbs: Any, common: argparse.ArgumentParser) -> None:
@@ -160,10 +164,26 @@ def _text(data: bytes) -> str:
     return data.decode("utf-8", "backslashreplace")
 
 
+def _control(key: bytes | None, value: bytes | None) -> tuple[str, bool]:
+    """What Kafka prints for a control record, and whether it decodes."""
+    if key is None or len(key) < _CONTROL_KEY.size:
+        return f"controlType: UNKNOWN(key of {0 if key is None else len(key)} bytes)", False
+    kind = _CONTROL_KEY.unpack_from(key)[1]
+    name = _MARKERS.get(kind)
+    if name is None:
+        return f"controlType: UNKNOWN({kind})", True
+    if value is None or len(value) < _MARKER_VALUE.size:
+        size = -1 if value is None else len(value)
+        return f"endTxnMarker: {name} coordinatorEpoch: invalid (valueSize {size})", False
+    return f"endTxnMarker: {name} coordinatorEpoch: {_MARKER_VALUE.unpack_from(value)[1]}", True
+
+
 def _record_lines(
     path: str, data: bytes, pos: int, fields: tuple[Any, ...], contents: bool
 ) -> bool:
     length, attrs, base_seq = fields[0], fields[3], fields[13]
+    control = bool(attrs & codec.ATTR_CONTROL)
+    valid = True
     base = fields[5]
     ts_type = "LogAppendTime" if attrs & codec.ATTR_LOG_APPEND_TIME else "CreateTime"
     batch = codec.RecordBatch(fields, data[pos + codec.HEADER_SIZE : pos + length], pos)
@@ -180,13 +200,18 @@ def _record_lines(
             f"valueSize: {-1 if value is None else len(value)} sequence: {seq} "
             f"headerKeys: [{','.join(k for k, _v in headers)}]"
         )
-        if contents:
+        if control:
+            # a transaction marker: Kafka prints what it says instead of key and payload
+            marker, decoded = _control(key, value)
+            line += f" {marker}"
+            valid &= decoded
+        elif contents:
             if key is not None:
                 line += f" key: {_text(key)}"
             if value is not None:
                 line += f" payload: {_text(value)}"
         write_line(line)
-    return True
+    return valid
 
 
 def _dump_log(path: str, data: bytes, *, records: bool, contents: bool) -> bool:

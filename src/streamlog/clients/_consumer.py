@@ -50,18 +50,23 @@ from ..errors import (
 )
 from ._handle import PathOrLog, resolve
 from ._membership import AutoCommitTimer, CommitCallback, Membership
+from ._transactions import ConsumerGroupMetadata
 
 if TYPE_CHECKING:
     from ..coordination._doorbell import Bell
     from ..coordination._manager import AppendSignal
     from ..storage._codec import DecodedColumns, RecordBatch
     from ..storage._partition import PartitionLog
+    from ..storage._producer_state import AbortedTxn
 
 __all__ = ["Consumer", "ConsumerRebalanceListener"]
 
 _METADATA_TTL = 1.0
 # poll's timeouts below this (ms, about 24 days) skip wait_seconds' checks
 _PLAIN_TIMEOUT_MS = 1 << 31
+# How long positions wait for a transaction still committing the group's offsets
+# (Kafka's default.api.timeout.ms); expired transactions are aborted meanwhile.
+_STABLE_OFFSETS_TIMEOUT = 60.0
 # Seconds a doorbell stays armed between polls without being slept on (see __init__).
 _BELL_KEEP = 1.0
 _logger = logging.getLogger("streamlog.consumer")
@@ -103,6 +108,8 @@ class _PartitionState:
     """
 
     __slots__ = (
+        "aborted",
+        "aborted_pids",
         "batches",
         "cols",
         "next_batch",
@@ -124,13 +131,18 @@ class _PartitionState:
         self.batches: list[RecordBatch] = []  # the fetch, undecoded from ``next_batch`` on
         self.next_batch = 0
         self.read_bytes = 1
+        # read_committed: aborted transactions of the fetch not yet reached (by first
+        # offset), and the producers whose batches are being skipped (Kafka's fetcher)
+        self.aborted: list[AbortedTxn] = []
+        self.aborted_pids: dict[int, int] = {}  # producer id -> its aborted txn's last offset
 
     def clear(self) -> None:
         self.cols = None
         self.batches = []
         self.next_batch = 0
         self.read_bytes = 1  # a new place: read one batch first
-
+        self.aborted = []
+        self.aborted_pids = {}
 
 
 def _first(offsets: range | list[int], position: int) -> int:
@@ -207,6 +219,9 @@ class Consumer:
         self.client_id: str = cfg.client_id or next_client_id("consumer")
         self._group_id = cfg.group_id
         self._reset_default = cfg.auto_offset_reset
+        self._read_committed = cfg.isolation_level == "read_committed"
+        self._skipped = 0  # bumped when a fetch's batches were all skipped (poll reads on)
+        self._stuck_checked: dict[TopicPartition, float] = {}
         self._max_poll_records = cfg.max_poll_records
         self._fetch_bytes = cfg.max_partition_fetch_bytes
         self._key_deserializer = cfg.key_deserializer
@@ -448,6 +463,10 @@ class Consumer:
         if not state.topic_id:
             raise UnknownTopicError(f"topic {tp.topic!r} was deleted")
         if state.reset is None and self._group_id is not None:
+            if self._read_committed:
+                # Kafka's require_stable: offsets a transaction has not finished
+                # committing are waited for, never read stale
+                self._log.transactions().settle_group(self._group_id, _STABLE_OFFSETS_TIMEOUT)
             committed = self._offsets().committed(tp)
             if committed is not None:
                 state.position = committed.offset
@@ -457,7 +476,7 @@ class Consumer:
         if strategy == "none":
             raise NoOffsetForPartitionError(f"no position for {tp} and auto_offset_reset is 'none'")
         plog = state.plog
-        state.position = plog.log_start_offset if strategy == "earliest" else plog.end_offset
+        state.position = plog.log_start_offset if strategy == "earliest" else self._end_of(plog)
         state.reset = None
         state.clear()
         return state.position
@@ -538,9 +557,13 @@ class Consumer:
         """The end offset (offset of the next record to be written) of each partition."""
         self._check_open()
         return {
-            tp: self._log.partition(tp.topic, tp.partition).end_offset
+            tp: self._end_of(self._log.partition(tp.topic, tp.partition))
             for tp in _check_tps(partitions)
         }
+
+    def _end_of(self, plog: PartitionLog) -> int:
+        """Where reading ends: the end offset, or for read_committed the last stable one."""
+        return plog.last_stable_offset() if self._read_committed else plog.end_offset
 
     def offsets_for_times(
         self, timestamps: Mapping[TopicPartition, int]
@@ -563,7 +586,10 @@ class Consumer:
             checked[tp] = ts
         out: dict[TopicPartition, OffsetAndTimestamp | None] = {}
         for tp, ts in checked.items():
-            found = self._log.partition(tp.topic, tp.partition).offset_for_timestamp(ts)
+            plog = self._log.partition(tp.topic, tp.partition)
+            found = plog.offset_for_timestamp(ts)
+            if found is not None and self._read_committed and found[0] >= self._end_of(plog):
+                found = None  # (Kafka's ListOffsets: read_committed answers below the LSO)
             out[tp] = None if found is None else OffsetAndTimestamp(*found)
         return out
 
@@ -691,6 +717,12 @@ class Consumer:
         (tp,) = _check_tps([tp])
         if self._group_id is None:
             return None
+        if self._read_committed:
+            # Offsets a decided transaction has not finished writing are written first;
+            # unlike a position (_resolve), this query does not wait for a live one
+            coordinator = self._log.transactions()
+            if coordinator.pending_offsets(self._group_id):
+                coordinator.sweep()
         found = self._offsets().committed(tp)
         return None if found is None else found.offset
 
@@ -787,11 +819,14 @@ class Consumer:
                 if self._unresolved and self._group_id is not None:
                     self._resolve_all()
                 seen = signal.count
+                skipped = self._skipped
                 out = self._collect(limit)
                 if out:
                     self._idle_since = time.monotonic()
                 if out or self._closed:
                     return out
+                if self._skipped != skipped and time.monotonic() < deadline:
+                    continue  # a fetch of only skipped batches (aborted data): read on now
                 now = time.monotonic()
                 left = deadline - now
                 if left <= 0:
@@ -906,15 +941,20 @@ class Consumer:
             while j < len(batches):
                 batch = batches[j]
                 position: int = state.position  # type: ignore[assignment]  # set by the read
-                cols = None if batch.is_control else batch.decode(state.plog.path)
+                if self._read_committed and batch.producer_id >= 0 and _aborted(state, batch):
+                    cols = None
+                else:
+                    cols = None if batch.is_control else batch.decode(state.plog.path)
                 j += 1
                 state.next_batch = j
                 if cols is not None and _first(cols[0], position) < len(cols[0]):
                     state.cols = cols
                     return budget
-                # only control records or records below the position: move past them
+                # only control records, aborted ones or records below the position:
+                # move past them
                 if batch.last_offset >= position:
                     state.position = batch.last_offset + 1
+                    self._skipped += 1
             state.batches = []
             state.next_batch = 0
             if budget <= 0:
@@ -957,11 +997,33 @@ class Consumer:
                 raise e from None
             self._follow_incarnation(tp, state)
             return False
+        if self._read_committed:
+            lso, aborted = plog.transaction_bounds(position)
+            if batches and batches[-1].base_offset >= lso:
+                batches = [b for b in batches if b.base_offset < lso]
+            if not batches:
+                if lso < plog.end_offset:
+                    self._unstick(tp, plog, lso)
+                return False
+            state.aborted = sorted(aborted, key=lambda t: t.first_offset)
+            state.aborted_pids = {}
         if not batches:
             return False
         state.batches = batches
         state.next_batch = 0
         return True
+
+    def _unstick(self, tp: TopicPartition, plog: PartitionLog, lso: int) -> None:
+        """Held back at the LSO by an open transaction: have it ended if its producer is
+        gone past its timeout, or nobody knows of it (no broker would do it for us).
+        At most once a second per partition."""
+        now = time.monotonic()
+        if now - self._stuck_checked.get(tp, 0.0) < 1.0:
+            return
+        self._stuck_checked[tp] = now
+        for pid, epoch, first in plog.open_transactions():
+            if first == lso:
+                self._log.transactions().resolve_stuck(tp, pid, epoch)
 
     def _build(
         self, tp: TopicPartition, cols: DecodedColumns, first: int, end: int
@@ -1176,7 +1238,7 @@ class Consumer:
         lag = {}
         for tp, state in self._assigned.items():
             if state.position is not None:
-                lag[tp] = max(0, state.plog.end_offset - state.position)
+                lag[tp] = max(0, self._end_of(state.plog) - state.position)
         out: dict[str, Any] = {"records-lag": lag, "records-lag-max": max(lag.values(), default=0)}
         member = self._member
         if member is not None:
@@ -1194,20 +1256,21 @@ class Consumer:
         state = self._state(_check_tp(tp))
         if state.position is None or state.reset is not None:
             return None
-        return max(0, state.plog.end_offset - state.position)
+        return max(0, self._end_of(state.plog) - state.position)
 
-    def group_metadata(self) -> dict[str, Any]:
-        """Kafka's ``groupMetadata()``: group id, generation, member id, instance id."""
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        """Kafka's ``groupMetadata()``: group id, generation, member id and instance id,
+        for ``Producer.send_offsets_to_transaction``."""
         self._check_open()
         if self._group_id is None:
             raise IllegalStateError("this consumer has no group_id")
         member = self._member
-        return {
-            "group_id": self._group_id,
-            "generation_id": -1 if member is None else member.generation,
-            "member_id": "" if member is None or member.member_id is None else member.member_id,
-            "group_instance_id": self._config.group_instance_id,
-        }
+        return ConsumerGroupMetadata(
+            self._group_id,
+            -1 if member is None else member.generation,
+            "" if member is None or member.member_id is None else member.member_id,
+            self._config.group_instance_id,
+        )
 
     def enforce_rebalance(self) -> None:
         """Ask for a rebalance; it happens at the next ``poll``."""
@@ -1266,3 +1329,31 @@ def _unpark(signal: AppendSignal, parked: list[Bell], lock: threading.Lock) -> N
     for bell in bells:
         signal.unarm(bell)
 
+
+def _aborted(state: _PartitionState, batch: RecordBatch) -> bool:
+    """read_committed: is ``batch`` (of a producer id) part of an aborted transaction?
+
+    Kafka's fetcher rule: before a transactional batch, every aborted transaction
+    starting at or before its last offset marks its producer as aborted, up to the
+    transaction's last offset (its ABORT marker, or where a newer epoch of the producer
+    took over: see ``ProducerStateManager._abort_orphan``). Control batches are skipped
+    anyway.
+    """
+    pid = batch.producer_id
+    if batch.is_control:
+        return True
+    if not batch.is_transactional:
+        return False
+    queue = state.aborted
+    while queue and queue[0].first_offset <= batch.last_offset:
+        txn = queue.pop(0)
+        state.aborted_pids[txn.producer_id] = txn.last_offset
+        # (a later aborted transaction of the same producer replaces the earlier one,
+        # which ended before it began)
+    last = state.aborted_pids.get(pid)
+    if last is None:
+        return False
+    if batch.base_offset > last:
+        del state.aborted_pids[pid]
+        return False
+    return True

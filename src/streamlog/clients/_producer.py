@@ -43,11 +43,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._config import INT64_MAX, ProducerConfig, next_client_id, short_repr, wait_seconds
-from .._names import check_topic_name
+from .._names import check_name, check_topic_name
+from .._structs import OffsetAndMetadata, TopicPartition
+from ..coordination._offsets import check_offsets
 from ..errors import (
     ClosedError,
     IllegalStateError,
@@ -58,11 +60,13 @@ from ..errors import (
     UnknownPartitionError,
     UnknownTopicError,
 )
-from ..storage._codec import COMPRESSION_NONE, COMPRESSION_ZSTD, prepare_batch
+from ..storage._codec import COMPRESSION_NONE, COMPRESSION_ZSTD, PreparedBatch, prepare_batch
 from ..storage._partition import PartialAppendError
+from ..storage._producer_state import next_sequence
 from ._future import BatchResult, FutureRecordMetadata, failed_future
 from ._handle import PathOrLog, resolve
 from ._partitioner import Partitioner, make_partitioner
+from ._transactions import ConsumerGroupMetadata, TransactionManager
 
 if TYPE_CHECKING:
     from ..storage._partition import PartitionLog
@@ -152,8 +156,15 @@ class Producer:
     ``value_serializer``, ``partitioner`` ("murmur2", "crc32", "round_robin",
     or a callable ``(key_bytes, all_partitions, available_partitions) -> int``),
     ``max_request_size`` (1 MiB), ``buffer_memory`` (32 MiB), ``max_block_ms``
-    (60000), ``enable_idempotence``, ``client_id``. ``transactional_id`` is
-    refused until transactions are implemented.
+    (60000), ``enable_idempotence``, ``transactional_id``,
+    ``transaction_timeout_ms`` (60000), ``client_id``.
+
+    Idempotence (``enable_idempotence=True``, implied by a ``transactional_id``;
+    needs ``acks="all"``, the default then): the producer gets an id unique in
+    the data directory and numbers its batches per partition, so a batch written
+    twice is stored once. Transactions: ``init_transactions()`` once, then
+    ``begin_transaction()``, sends, ``send_offsets_to_transaction()``, and
+    ``commit_transaction()`` or ``abort_transaction()``; see docs/transactions.md.
     """
 
     def __init__(self, path_or_log: PathOrLog, **config: Any) -> None:
@@ -175,6 +186,17 @@ class Producer:
         )
         # the data directory's manager: shared with the Log, or our own for a path
         self._log, self._owns_log = resolve(path_or_log)
+        # producer id, epoch, sequences and transaction state (None: plain producer)
+        self._txn: TransactionManager | None = None
+        if cfg.enable_idempotence:
+            try:
+                self._txn = TransactionManager(
+                    self._log.transactions(), cfg.transactional_id, cfg.transaction_timeout_ms
+                )
+            except BaseException:
+                if self._owns_log:
+                    self._log.close()
+                raise
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)  # sender waits for work
         self._space = threading.Condition(self._lock)  # send waits for buffer space
@@ -276,7 +298,7 @@ class Producer:
                 info = self._refresh_topic(topic)
             except (UnknownTopicError, *_METADATA_IO_ERRORS) as e:
                 # unknown, or its catalog entry unreadable: errors of the send, not misuse
-                return failed_future(topic, -1 if partition is None else partition, timestamp_ms, e)
+                return self._failed(topic, -1 if partition is None else partition, timestamp_ms, e)
         if partition is None:
             if info.partitions == 1 and self._builtin_partitioner:
                 partition = 0  # what every built-in partitioner answers, without hashing
@@ -287,10 +309,12 @@ class Producer:
         elif type(partition) is not int or partition < 0 or partition >= info.partitions:
             error = self._check_partition(topic, partition)
             if error is not None:
-                return failed_future(topic, partition, timestamp_ms, error)
+                return self._failed(topic, partition, timestamp_ms, error)
             info = self._topics[topic]
         if size > info.limit:
-            return failed_future(topic, partition, timestamp_ms, self._too_large(size, info))
+            return self._failed(topic, partition, timestamp_ms, self._too_large(size, info))
+        if self._txn is not None:
+            self._txn.before_send(topic, partition)  # (outside a transaction: raises)
         lock = self._lock
         lock.acquire()  # not `with`: the context-manager protocol costs more than the lock
         try:
@@ -299,7 +323,7 @@ class Producer:
             if self._buffered + size > self._buffer_memory and not self._wait_for_space(size):
                 if self._dead is not None:
                     raise self._dead_error()
-                return failed_future(
+                return self._failed(
                     topic,
                     partition,
                     timestamp_ms,
@@ -575,10 +599,16 @@ class Producer:
             # process is not written to (a cache here would append to deleted files)
             outcome.topic_id, plog = self._log.partition_entry(topic, partition)
             outcome.plog = plog
-            prepared = [
-                prepare_batch(b.values, b.keys, b.stamps, b.headers, compression=self._compression)
-                for b in group
-            ]
+            txn = self._txn
+            if txn is None:
+                prepared = [
+                    prepare_batch(
+                        b.values, b.keys, b.stamps, b.headers, compression=self._compression
+                    )
+                    for b in group
+                ]
+            else:
+                prepared = self._prepare_idempotent(txn, topic, partition, group)
             try:
                 results = plog.append_many(prepared)
             except PartialAppendError as e:
@@ -586,14 +616,121 @@ class Producer:
                 # their offsets (a retry of them would duplicate them); the rest failed
                 results = list(e.appended)
                 outcome.error = e.error or e
+            if txn is not None:
+                txn.advance(topic, partition, sum(len(b.values) for b in group[: len(results)]))
+                if outcome.error is not None:
+                    txn.send_failed(outcome.error)
             lat = plog.config.message_timestamp_type == "LogAppendTime"
             outcome.done = [(r.base_offset, r.timestamp if lat else -1) for r in results]
         except StreamlogError as e:
             outcome.error = e
+            if self._txn is not None:
+                self._txn.send_failed(e)
         except Exception as e:  # report anything else through the futures, never lose it
             _log.exception("unexpected error writing to %s-%d", topic, partition)
             outcome.error = e
+            if self._txn is not None:
+                self._txn.send_failed(e)
         return outcome
+
+    def _failed(
+        self, topic: str, partition: int, timestamp_ms: int, error: BaseException
+    ) -> FutureRecordMetadata:
+        """A send that fails before it is queued: its future, failed; in a transaction,
+        which then can only be aborted (as Kafka's ``doSend``)."""
+        if self._txn is not None:
+            self._txn.send_failed(error)
+        return failed_future(topic, partition, timestamp_ms, error)
+
+    def _prepare_idempotent(
+        self, txn: TransactionManager, topic: str, partition: int, group: list[_Batch]
+    ) -> list[PreparedBatch]:
+        """Encode ``group`` with the producer id, epoch and consecutive sequences."""
+        seq = txn.sequence(topic, partition)
+        prepared = []
+        for b in group:
+            prepared.append(
+                prepare_batch(
+                    b.values,
+                    b.keys,
+                    b.stamps,
+                    b.headers,
+                    compression=self._compression,
+                    transactional=txn.transactional,
+                    producer_id=txn.producer_id,
+                    producer_epoch=txn.epoch,
+                    base_sequence=seq,
+                )
+            )
+            seq = next_sequence(seq, len(b.values))
+        return prepared
+
+    # ------------------------------------------------------------------ transactions
+    def _transactions(self) -> TransactionManager:
+        self._check_open()
+        if self._txn is None or not self._txn.transactional:
+            raise IllegalStateError(
+                "transactions need a producer created with a transactional_id"
+            )
+        return self._txn
+
+    def init_transactions(self, timeout_ms: int | None = None) -> None:
+        """Register the ``transactional_id``: fence older producers with the same id
+        (they get ``ProducerFencedError``) and end their open transaction (aborted, or
+        completed if it was already committing). Call once, before anything else.
+
+        ``timeout_ms`` is accepted for Kafka's signature; the call does not wait on
+        a broker (it takes the coordinator's file lock, up to 30 s).
+        """
+        _check_timeout(timeout_ms)
+        self._transactions().init_transactions()
+
+    def begin_transaction(self) -> None:
+        """Start a transaction: records sent from now on are written atomically with
+        the offsets sent to it, visible to read_committed consumers at commit."""
+        self._transactions().begin_transaction()
+
+    def send_offsets_to_transaction(
+        self,
+        offsets: Mapping[TopicPartition, OffsetAndMetadata],
+        consumer_group_metadata: ConsumerGroupMetadata | str,
+    ) -> None:
+        """Commit ``offsets`` (the next offset to read, per partition) for the consumer's
+        group when the transaction commits, and never if it aborts.
+
+        ``consumer_group_metadata`` is ``consumer.group_metadata()`` (a group id alone
+        is accepted, as Kafka's deprecated overload). Refused with
+        ``CommitFailedError`` if that consumer is no longer the owner of the
+        partitions in that generation (a zombie after a rebalance).
+        """
+        txn = self._transactions()
+        if isinstance(consumer_group_metadata, str):
+            group = ConsumerGroupMetadata(check_name("group_id", consumer_group_metadata))
+        elif isinstance(consumer_group_metadata, ConsumerGroupMetadata):
+            group = consumer_group_metadata
+        else:
+            raise TypeError(
+                "consumer_group_metadata must be consumer.group_metadata() or a group id, "
+                f"not {type(consumer_group_metadata).__name__}"
+            )
+        checked = check_offsets(offsets)
+        if checked:
+            txn.send_offsets(checked, group)
+
+    def commit_transaction(self, timeout_ms: int | None = None) -> None:
+        """Write every record sent in the transaction, then commit it: its records and
+        offsets become visible together. If a send of the transaction failed, raises
+        ``TransactionAbortedError`` (abort it then). After any other error the call may
+        be retried; it completes the same transaction."""
+        _check_timeout(timeout_ms)
+        self._transactions().end(True, lambda: self.flush(timeout_ms))
+
+    def abort_transaction(self, timeout_ms: int | None = None) -> None:
+        """Abort the transaction: read_committed consumers never see its records, and its
+        offsets are not committed. Records still queued are written first (and then
+        aborted with the rest)."""
+        _check_timeout(timeout_ms)
+        self._transactions().end(False, lambda: self.flush(timeout_ms))
 
     # ------------------------------------------------------------------ flush/close
     def flush(self, timeout_ms: int | None = None) -> None:
@@ -646,6 +783,14 @@ class Producer:
                 self.flush(timeout_ms)
             except KafkaTimeoutError:
                 pass
+            txn = self._txn
+            if txn is not None and txn.in_transaction:
+                # as Kafka's sender does on a graceful close: readers must not wait for
+                # the transaction's timeout
+                try:
+                    txn.end(False, lambda: None)
+                except StreamlogError as e:
+                    _log.warning("aborting the open transaction on close failed: %s", e)
         with self._lock:
             self._stopping = True
             self._ready.notify()
@@ -704,3 +849,8 @@ def _check_headers(headers: object) -> list[tuple[str, bytes | None]]:
             raise TypeError(f"header values must be bytes or None, not {type(v).__name__}")
         out.append((k, v if v is None or type(v) is bytes else bytes(v)))
     return out
+
+
+def _check_timeout(timeout_ms: object) -> None:
+    if timeout_ms is not None:
+        wait_seconds("timeout_ms", timeout_ms)  # (refuses NaN, negatives, non-numbers)

@@ -17,6 +17,7 @@ partition logs carry the cross-process protocols).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import resource
 import threading
@@ -43,6 +44,9 @@ from ..storage._partition import PartitionLog, RecoveryReport
 from ._catalog import TopicCatalog, TopicMeta
 from ._doorbell import Bell, Doorbell
 from ._offsets import sync_all_offsets
+from ._txn import TransactionCoordinator
+
+_logger = logging.getLogger("streamlog.transactions")
 
 __all__ = ["AppendSignal", "LogManager"]
 
@@ -168,6 +172,7 @@ class LogManager:
         # logs of deleted topics, closed a while after they left the cache (``_retire``)
         self._retired: list[tuple[float, PartitionLog]] = []
         self.signal = AppendSignal()
+        self._transactions: TransactionCoordinator | None = None
         _raise_fd_limit()
         self._datadir = DataDir(path, lock_timeout=max(self.lock_timeout, 30.0))
         self.recovery: list[RecoveryReport] = []
@@ -185,6 +190,7 @@ class LogManager:
                 fs.makedirs(self._datadir.trash)
             self.signal.doorbell = _open_doorbell(self._datadir.root, self._datadir.exclusive)
             self._datadir.opened()
+            self._sweep_transactions()
         except BaseException:
             catalog = getattr(self, "catalog", None)
             doorbell, self.signal.doorbell = self.signal.doorbell, None
@@ -225,6 +231,26 @@ class LogManager:
     def path(self) -> str:
         """The data directory's absolute path."""
         return self._datadir.root
+
+    def transactions(self) -> TransactionCoordinator:
+        """The transaction coordinator of this directory (made on first use)."""
+        with self._mutex:
+            self.check_open()
+            if self._transactions is None:
+                self._transactions = TransactionCoordinator(
+                    self, lock_timeout=max(self.lock_timeout, 30.0), clock=self.clock
+                )
+            return self._transactions
+
+    def _sweep_transactions(self) -> None:
+        """An opener finishes transactions a crash left prepared and aborts expired ones
+        (there is no broker to do it; see ``_txn``). Housekeeping: a failure is logged."""
+        if not os.path.isdir(_layout.transactions_dir(self._datadir.root)):
+            return
+        try:
+            self.transactions().sweep()
+        except StreamlogError as e:
+            _logger.warning("could not finish or time out open transactions: %s", e)
 
     @property
     def closed(self) -> bool:
@@ -435,7 +461,9 @@ class LogManager:
                 plog.close()
         errors: list[BaseException] = []
         doorbell, self.signal.doorbell = self.signal.doorbell, None
+        txn, self._transactions = self._transactions, None
         steps: list[Callable[[], None]] = [
+            lambda: txn.close() if txn is not None else None,
             lambda: _close_all(partitions),
             lambda: doorbell.close() if doorbell is not None else None,
             self.catalog.close,

@@ -107,7 +107,7 @@ from ..errors import (
 from ..storage._datadir import DataDir, refuse_link
 from ..storage._state import AppendLock
 
-__all__ = ["OffsetStore"]
+__all__ = ["OffsetStore", "check_offsets"]
 
 MAGIC = 0x464F4C53  # b"SLOF" little-endian
 VERSION = 1
@@ -195,7 +195,7 @@ def _check_offset(tp: TopicPartition, value: object) -> OffsetAndMetadata:
     return OffsetAndMetadata(offset, metadata)
 
 
-def _check_offsets(offsets: object) -> dict[TopicPartition, OffsetAndMetadata]:
+def check_offsets(offsets: object) -> dict[TopicPartition, OffsetAndMetadata]:
     if not isinstance(offsets, Mapping):
         raise TypeError(f"offsets must be a mapping, not {type(offsets).__name__}")
     out: dict[TopicPartition, OffsetAndMetadata] = {}
@@ -360,7 +360,7 @@ class OffsetStore:
         mapping does nothing. With ``sync=True`` the record is on disk when
         this returns.
         """
-        checked = _check_offsets(offsets)
+        checked = check_offsets(offsets)
         gen, member = _check_generation(generation, member_id)
         sync = _check_sync(sync)
         if not checked:
@@ -374,7 +374,7 @@ class OffsetStore:
 
         The same as ``commit`` but recorded as a reset, with no generation.
         """
-        checked = _check_offsets(offsets)
+        checked = check_offsets(offsets)
         sync = _check_sync(sync)
         if not checked:
             return

@@ -189,6 +189,7 @@ class PreparedBatch:
         "attributes",
         "base_sequence",
         "base_timestamp",
+        "control_key",
         "max_timestamp",
         "payload",
         "payload_size",
@@ -220,6 +221,8 @@ class PreparedBatch:
         self.producer_epoch = producer_epoch
         self.base_sequence = base_sequence
         self.size = HEADER_SIZE + len(payload)
+        # a transaction marker's one key (COMMIT/ABORT), so the writer need not decode it
+        self.control_key: bytes | None = None
 
     def header_rest(self, base_offset: int, max_timestamp: int | None = None) -> bytes:
         """The header after length and checksum; ``max_timestamp`` is a log append time.

@@ -76,10 +76,18 @@ from ..errors import (
     StorageIOError,
 )
 from . import _retention
-from ._codec import PreparedBatch, RecordBatch
+from ._codec import ATTR_CONTROL, ATTR_TRANSACTIONAL, PreparedBatch, RecordBatch, prepare_batch
 from ._datadir import refuse_link
 from ._durability import Durability
 from ._loader import LogLoader, RecoveryReport
+from ._producer_state import (
+    AbortedTxn,
+    ProducerStateManager,
+    ProducerStateTracker,
+    control_key,
+    control_value,
+    parse_control_key,
+)
 from ._segment import MAX_RELATIVE as _MAX_RELATIVE
 from ._segment import Segment
 from ._state import AppendLock, PartitionState
@@ -186,6 +194,8 @@ class PartitionLog:
         # (tail, size, max timestamp, next offset) of sealed segments not loaded
         self._sealed_facts: dict[int, tuple[int, int, int, int]] = {}
         self.report: RecoveryReport | None = None
+        # producer ids, open and aborted transactions: built on first use
+        self._producers = ProducerStateTracker(self)
         try:
             if recover:
                 self.report = self.recover()
@@ -412,10 +422,19 @@ class PartitionLog:
         error: Exception | None = None
         config = self.config
         log_append_time = config.message_timestamp_type == "LogAppendTime"
+        tracked = any(b.producer_id >= 0 for b in batches)
         with self._locked():
             active = self._refresh_locked()
+            if tracked:
+                self._producers.lock.acquire()
             try:
+                pstate = self._producers.caught_up() if tracked else None
                 for batch in batches:
+                    if pstate is not None and batch.producer_id >= 0:
+                        skip = self._check_producer(pstate, batch)
+                        if skip is not None:
+                            results.append(skip)
+                            continue
                     base = active.next_offset
                     last = base + batch.record_count - 1
                     if log_append_time:
@@ -437,12 +456,17 @@ class PartitionLog:
                     active.append(head, last, max_ts, batch.payload)
                     durability.unsynced[active.base_offset] = active
                     results.append(AppendResult(base, last, max_ts))
+                    if pstate is not None:
+                        self._apply_producer(pstate, batch, base, last, max_ts, active)
             except Exception as e:
                 # What was appended before stays appended (readers may have seen it):
                 # finish the bookkeeping for it below and report it.
                 error = e
                 if active.sealed and active not in sealed:
                     sealed.append(active)  # a roll sealed it, then failed to go on
+            finally:
+                if tracked:
+                    self._producers.lock.release()
             if results or sealed:
                 self.state.set_hint(active.next_offset, active.base_offset, active.tail)
             durability.written_seq += 1
@@ -477,6 +501,106 @@ class PartitionLog:
                 # must not turn them into a failed append (it runs again next time).
                 _logger.warning("retention of %s failed after an append: %s", self.path, e)
         return results
+
+    # ------------------------------------------------------------------ producer state
+    @staticmethod
+    def _check_producer(
+        pstate: ProducerStateManager, batch: PreparedBatch
+    ) -> AppendResult | None:
+        """The idempotence and transaction checks of a batch (``_producer_state``): the
+        result to report without writing (a duplicate, or a marker with nothing to end),
+        None to append it; raises if it is refused."""
+        if batch.attributes & ATTR_CONTROL:
+            if pstate.check_marker(batch.producer_id, batch.producer_epoch):
+                return None
+            return AppendResult(-1, -1, -1)
+        dup = pstate.check_append(
+            batch.producer_id,
+            batch.producer_epoch,
+            batch.base_sequence,
+            batch.record_count,
+            bool(batch.attributes & ATTR_TRANSACTIONAL),
+        )
+        if dup is None:
+            return None
+        return AppendResult(dup[0], dup[1], batch.max_timestamp)
+
+    def _apply_producer(
+        self,
+        pstate: ProducerStateManager,
+        batch: PreparedBatch,
+        base: int,
+        last: int,
+        max_ts: int,
+        active: Segment,
+    ) -> None:
+        pid = batch.producer_id
+        if pid >= 0:
+            if batch.attributes & ATTR_CONTROL:
+                kind = parse_control_key(batch.control_key)
+                if kind is not None:
+                    pstate.apply_marker(pid, batch.producer_epoch, kind, base, max_ts)
+            else:
+                pstate.apply_batch(pid, batch.producer_epoch, batch.base_sequence, base, last,
+                                   max_ts, bool(batch.attributes & ATTR_TRANSACTIONAL))
+        elif last >= pstate.next_offset:
+            pstate.next_offset = last + 1
+        self._producers.applied(active.base_offset, active.tail)
+
+    def write_marker(self, producer_id: int, epoch: int, kind: int) -> int | None:
+        """End ``producer_id``'s open transaction here with a COMMIT or ABORT marker.
+
+        Synced before it returns. Returns the marker's offset, or None if the
+        producer has no open transaction in this partition (nothing is written, so a
+        coordinator repeating a step after a crash changes nothing). Raises
+        ``ProducerFencedError`` if a newer epoch of the producer wrote here.
+        """
+        batch = prepare_batch(
+            [control_value()],
+            [control_key(kind)],
+            int(self._clock() * 1000),
+            transactional=True,
+            control=True,
+            producer_id=producer_id,
+            producer_epoch=epoch,
+        )
+        batch.control_key = control_key(kind)
+        result = self.append_many((batch,), sync=True)[0]
+        return None if result.base_offset < 0 else result.base_offset
+
+    def producer_state(self) -> ProducerStateManager:
+        """A copy-free view of the producer state, caught up with the log (tests, CLI)."""
+        self._check_open()
+        with self._producers.lock:
+            return self._producers.caught_up()
+
+    def last_stable_offset(self) -> int:
+        """The first offset of the earliest open transaction, or the end of the log:
+        read_committed readers stop there (Kafka's LSO; at least the log start)."""
+        self._check_open()
+        with self._producers.lock:
+            lso = self._producers.caught_up().last_stable_offset()
+        return max(lso, self._current_log_start())
+
+    def transaction_bounds(self, start: int) -> tuple[int, list[AbortedTxn]]:
+        """For a read_committed fetch from ``start``: the LSO and the aborted transactions
+        that may own batches in ``[start, LSO)``, in marker order."""
+        self._check_open()
+        with self._producers.lock:
+            pstate = self._producers.caught_up()
+            lso = pstate.last_stable_offset()
+            aborted = pstate.aborted_between(start, lso)
+        return max(lso, self._current_log_start()), aborted
+
+    def open_transactions(self) -> list[tuple[int, int, int]]:
+        """``(producer_id, epoch, first_offset)`` of every transaction open here."""
+        self._check_open()
+        with self._producers.lock:
+            pstate = self._producers.caught_up()
+            out = []
+            for first, pid in pstate.ongoing.items():
+                out.append((pid, pstate.entries[pid].epoch, first))
+            return out
 
     def _time_to_roll(self, seg: Segment, max_ts: int) -> bool:
         first = seg.first_max_timestamp

@@ -268,6 +268,10 @@ class FileRecords:
             codec.check_magic(fields[2], self.path)
         return length, fields
 
+    def batch_at(self, pos: int, fields: tuple[int, ...]) -> codec.RecordBatch:
+        """The batch of the valid frame at ``pos`` whose header ``frame_at`` returned."""
+        return self._batch(pos, fields)
+
     def _batch(self, pos: int, fields: tuple[int, ...]) -> codec.RecordBatch:
         mm = self._mm
         assert mm is not None
