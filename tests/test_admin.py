@@ -16,8 +16,11 @@ DEFAULTS = {
     "cleanup.policy": "delete",
     "delete.retention.ms": 86_400_000,
     "index.interval.bytes": 4096,
+    "max.compaction.lag.ms": 2**63 - 1,
     "max.message.bytes": 1_048_588,
     "message.timestamp.type": "CreateTime",
+    "min.cleanable.dirty.ratio": 0.5,
+    "min.compaction.lag.ms": 0,
     "retention.bytes": -1,
     "retention.ms": 604_800_000,
     "segment.bytes": 64 * 1024 * 1024,
@@ -128,7 +131,7 @@ def test_config_overrides(log: streamlog.Log) -> None:
         "message.timestamp.type": "LogAppendTime",
     }
     assert all(type(v) is int for k, v in config.items() if k not in ("cleanup.policy",
-               "message.timestamp.type"))
+               "message.timestamp.type", "min.cleanable.dirty.ratio"))
 
 
 def test_config_survives_reopen(data_dir: str) -> None:

@@ -314,7 +314,11 @@ BAD_CONFIGS: list[tuple[str, object]] = [
     ("above-max", {"segment.bytes": 2**40}),
     ("retention-below-minus-one", {"retention.ms": -2}),
     ("max-message-too-small", {"max.message.bytes": 0}),
-    ("policy-compact", {"cleanup.policy": "compact"}),
+    ("policy-unknown", {"cleanup.policy": "compacted"}),
+    ("policy-unknown-item", {"cleanup.policy": "compact,archive"}),
+    ("dirty-ratio-range", {"min.cleanable.dirty.ratio": 1.5}),
+    ("dirty-ratio-type", {"min.cleanable.dirty.ratio": [0.5]}),
+    ("compaction-lags-crossed", {"min.compaction.lag.ms": 2, "max.compaction.lag.ms": 1}),
     ("policy-unknown", {"cleanup.policy": "forever"}),
     ("policy-not-str", {"cleanup.policy": 1}),
     ("timestamp-type", {"message.timestamp.type": "createtime"}),
@@ -347,8 +351,8 @@ def test_config_error_names_the_key(log: streamlog.Log) -> None:
         log.create_topic("new", config={"retention.msx": 1})
     with pytest.raises(streamlog.ConfigError, match=r"segment\.bytes"):
         log.create_topic("new", config={"segment.bytes": 1.5})
-    with pytest.raises(streamlog.ConfigError, match="compaction is not implemented"):
-        log.create_topic("new", config={"cleanup.policy": "compact"})
+    with pytest.raises(streamlog.ConfigError, match=r"cleanup\.policy"):
+        log.create_topic("new", config={"cleanup.policy": "compacted"})
 
 
 @pytest.mark.parametrize(
@@ -689,8 +693,11 @@ def _log_calls(log: streamlog.Log) -> dict[str, tuple[str, Callable[[], object]]
         "delete_records": ("delete_records", lambda: log.delete_records({tp: 1})),
         "delete_records_empty": ("delete_records", lambda: log.delete_records({})),
         "enforce_retention": ("enforce_retention", lambda: log.enforce_retention()),
+        "compact": ("compact", lambda: log.compact("t")),
         "producer": ("producer", lambda: log.producer()),
         "consumer": ("consumer", lambda: log.consumer("t")),
+        "table": ("table", lambda: log.table("t")),
+        "event_store": ("event_store", lambda: log.event_store("t")),
         "list_groups": ("list_groups", lambda: log.list_groups()),
         "describe_group": ("describe_group", lambda: log.describe_group("g")),
         "reset_offsets": ("reset_offsets", lambda: log.reset_offsets("g", "t", to="earliest")),

@@ -41,3 +41,13 @@ def test_exactly_once_example_survives_a_sigkill(data_dir: str) -> None:
     assert out.splitlines()[-1] == (
         "read_committed sees 2000: each payment exactly once, in order"
     )
+
+
+@pytest.mark.multiprocess
+def test_event_sourcing_example_races_projects_and_rebuilds(data_dir: str) -> None:
+    out = _run("event_sourcing.py", data_dir)
+    assert out.count("50 deposits") == 2
+    assert "acc-1: 101 events, revision 100, balance 1000" in out
+    assert "from snapshot at revision 100 + 1 newer event(s): balance 970" in out
+    assert "projection applied 102 events: balance 970" in out
+    assert out.splitlines()[-1] == "projection rebuilt from the beginning (102 events): balance 970"

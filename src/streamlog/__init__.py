@@ -14,8 +14,16 @@ from ._check import CheckReport as CheckReport
 from ._check import Problem as Problem
 from ._check import check as check
 from ._config import TopicConfig as TopicConfig
+from ._eventstore import EventStore as EventStore
+from ._eventstore import SqliteProjection as SqliteProjection
+from ._eventstore import Subscription as Subscription
 from ._log import Log as Log
 from ._log import open as open
+from ._structs import ANY as ANY
+from ._structs import CAUGHT_UP as CAUGHT_UP
+from ._structs import NO_STREAM as NO_STREAM
+from ._structs import STREAM_EXISTS as STREAM_EXISTS
+from ._structs import CompactionStats as CompactionStats
 from ._structs import ConsumerRecord as ConsumerRecord
 from ._structs import GroupDescription as GroupDescription
 from ._structs import MemberDescription as MemberDescription
@@ -24,10 +32,13 @@ from ._structs import OffsetAndTimestamp as OffsetAndTimestamp
 from ._structs import PartitionDescription as PartitionDescription
 from ._structs import PartitionLag as PartitionLag
 from ._structs import ProducerState as ProducerState
+from ._structs import RecordedEvent as RecordedEvent
 from ._structs import RecordMetadata as RecordMetadata
+from ._structs import Snapshot as Snapshot
 from ._structs import TopicDescription as TopicDescription
 from ._structs import TopicPartition as TopicPartition
 from ._structs import TransactionDescription as TransactionDescription
+from ._table import Table as Table
 from .clients._consumer import Consumer as Consumer
 from .clients._consumer import ConsumerRebalanceListener as ConsumerRebalanceListener
 from .clients._producer import Producer as Producer
@@ -42,6 +53,7 @@ from .errors import GroupError as GroupError
 from .errors import GroupNotEmptyError as GroupNotEmptyError
 from .errors import IllegalStateError as IllegalStateError
 from .errors import InconsistentGroupProtocolError as InconsistentGroupProtocolError
+from .errors import InvalidRecordError as InvalidRecordError
 from .errors import InvalidTopicError as InvalidTopicError
 from .errors import InvalidTxnStateError as InvalidTxnStateError
 from .errors import KafkaTimeoutError as KafkaTimeoutError
@@ -64,13 +76,17 @@ from .errors import UnknownPartitionError as UnknownPartitionError
 from .errors import UnknownTopicError as UnknownTopicError
 from .errors import UnsupportedFormatError as UnsupportedFormatError
 from .errors import WakeupError as WakeupError
+from .errors import WrongExpectedVersionError as WrongExpectedVersionError
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ANY",
+    "CAUGHT_UP",
     "CheckReport",
     "ClosedError",
     "CommitFailedError",
+    "CompactionStats",
     "ConfigError",
     "Consumer",
     "ConsumerGroupMetadata",
@@ -78,12 +94,14 @@ __all__ = [
     "ConsumerRecord",
     "CorruptRecordError",
     "DataDirectoryError",
+    "EventStore",
     "FencedInstanceIdError",
     "GroupDescription",
     "GroupError",
     "GroupNotEmptyError",
     "IllegalStateError",
     "InconsistentGroupProtocolError",
+    "InvalidRecordError",
     "InvalidTopicError",
     "InvalidTxnStateError",
     "KafkaTimeoutError",
@@ -91,6 +109,7 @@ __all__ = [
     "Log",
     "MemberDescription",
     "MetadataCorruptError",
+    "NO_STREAM",
     "NoOffsetForPartitionError",
     "OffsetAndMetadata",
     "OffsetAndTimestamp",
@@ -104,9 +123,15 @@ __all__ = [
     "ProducerState",
     "RecordMetadata",
     "RecordTooLargeError",
+    "RecordedEvent",
+    "STREAM_EXISTS",
+    "Snapshot",
+    "SqliteProjection",
     "StorageError",
     "StorageIOError",
     "StreamlogError",
+    "Subscription",
+    "Table",
     "TopicConfig",
     "TopicDescription",
     "TopicError",
@@ -120,6 +145,7 @@ __all__ = [
     "UnknownTopicError",
     "UnsupportedFormatError",
     "WakeupError",
+    "WrongExpectedVersionError",
     "check",
     "open",
 ]

@@ -31,6 +31,7 @@ from .errors import (
     StorageIOError,
     UnsupportedFormatError,
 )
+from .storage._codec import RecordBatch
 from .storage._datadir import FORMAT_FILE, DataDir, read_json
 from .storage._segment import Segment
 
@@ -43,9 +44,18 @@ class Problem:
     ``torn-tail`` (a bad batch ending the data; recovery truncates it),
     ``index`` (an index disagrees with its log; recovery rebuilds it),
     ``missing-index``, ``orphan`` (an index without a log), ``temporary`` (a
-    leftover temporary file), ``gap`` (a segment that does not continue where
+    leftover temporary file; also a ``.cleaned`` or ``.swap`` file of an
+    interrupted compaction, which the next cleaning of the partition or the next
+    recovery completes or drops, or seen harmlessly while a cleaner is at work),
+    ``gap`` (a segment that does not continue where
     the previous one ended), ``unsealed`` (a segment that is not the last but
-    has no seal), ``metadata`` (an unreadable metadata file), ``format``."""
+    has no seal), ``metadata`` (an unreadable metadata file), ``format``,
+    ``compacted-batch`` (a
+    batch the cleaner shrank whose record offsets are not increasing within the
+    batch's range).
+
+    Compacted segments are otherwise ordinary: gaps between batches and inside
+    them (fewer records than offsets) are not problems."""
 
     kind: str
     path: str
@@ -142,7 +152,10 @@ def _check_partition(pdir: str, config: TopicConfig, report: CheckReport) -> Non
     )
     for n in sorted(names):
         full = os.path.join(pdir, n)
-        if n.endswith(TEMP_SUFFIXES):
+        if n.endswith((".cleaned", ".swap")):
+            detail = "of a compaction under way or interrupted (finished or dropped next time)"
+            report.problems.append(Problem("temporary", full, None, detail))
+        elif n.endswith(TEMP_SUFFIXES):
             report.problems.append(Problem("temporary", full))
         elif n.endswith((INDEX_SUFFIX, TIMEINDEX_SUFFIX)):
             b = name_to_offset(n)
@@ -189,10 +202,12 @@ def _check_segment(seg: Segment, is_last: bool, report: CheckReport) -> None:
         report.problems.append(Problem(kind, seg.path, result.damage, "bad batch ends the data"))
     if not is_last and not result.sealed:
         report.problems.append(Problem("unsealed", seg.path, result.end))
-    for _pos, batch in seg.batches():
+    for pos, batch in seg.batches():
         if batch is not None:
             report.batches += 1
             report.records += batch.record_count
+            if batch.record_count < batch.last_offset - batch.base_offset + 1:
+                _check_compacted(seg, pos, batch, report)
     expected = seg.expected_index_entries(result.end)
     oi = seg.offset_index
     actual = [oi.entry(i) for i in range(oi.count)]
@@ -200,3 +215,20 @@ def _check_segment(seg: Segment, is_last: bool, report: CheckReport) -> None:
     # batch and indexing it); a wrong entry is not.
     if actual != [(rel, pos) for rel, pos, _ts in expected][: len(actual)]:
         report.problems.append(Problem("index", seg.index_path, None, "disagrees with the log"))
+
+
+def _check_compacted(seg: Segment, pos: int, batch: RecordBatch, report: CheckReport) -> None:
+    """A batch the cleaner shrank: its offsets must increase within its range."""
+    try:
+        offsets = list(batch.decode(seg.path)[0])
+    except StorageError as e:
+        report.problems.append(Problem("corrupt", seg.path, pos, str(e)))
+        return
+    prev = batch.base_offset - 1
+    for off in offsets:
+        if not prev < off <= batch.last_offset:
+            report.problems.append(
+                Problem("compacted-batch", seg.path, pos, f"record offset {off} out of place")
+            )
+            return
+        prev = off

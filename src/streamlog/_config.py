@@ -56,20 +56,28 @@ _INT_KEYS: dict[str, tuple[str, int, int, int]] = {
     "retention.bytes": ("retention_bytes", -1, -1, 2**62),
     "max.message.bytes": ("max_message_bytes", 1048588, 128, 512 * MIB),
     "delete.retention.ms": ("delete_retention_ms", 24 * 3600 * 1000, 0, 2**62),
+    # Kafka's defaults and ranges: no minimum lag, no maximum (Long.MAX_VALUE)
+    "min.compaction.lag.ms": ("min_compaction_lag_ms", 0, 0, 2**63 - 1),
+    "max.compaction.lag.ms": ("max_compaction_lag_ms", 2**63 - 1, 1, 2**63 - 1),
+}
+# key -> (attribute, default, minimum, maximum)
+_FLOAT_KEYS: dict[str, tuple[str, float, float, float]] = {
+    "min.cleanable.dirty.ratio": ("min_cleanable_dirty_ratio", 0.5, 0.0, 1.0),
+}
+# cleanup.policy is a list in Kafka ("compact,delete" = "delete,compact"); it is
+# stored in this canonical spelling so that equal policies compare equal.
+_POLICIES = {
+    frozenset({"delete"}): "delete",
+    frozenset({"compact"}): "compact",
+    frozenset({"compact", "delete"}): "compact,delete",
 }
 _STR_KEYS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "cleanup.policy": ("cleanup_policy", "delete", ("delete",)),
+    "cleanup.policy": ("cleanup_policy", "delete", ("delete", "compact", "compact,delete")),
     "message.timestamp.type": (
         "message_timestamp_type",
         "CreateTime",
         ("CreateTime", "LogAppendTime"),
     ),
-}
-# Accepted by Kafka, refused here with a reason rather than as "unknown".
-_NOT_YET = {
-    ("cleanup.policy", "compact"): "compaction is not implemented yet; use 'delete'",
-    ("cleanup.policy", "compact,delete"): "compaction is not implemented yet; use 'delete'",
-    ("cleanup.policy", "delete,compact"): "compaction is not implemented yet; use 'delete'",
 }
 
 
@@ -85,8 +93,22 @@ class TopicConfig:
     retention_bytes: int = _INT_KEYS["retention.bytes"][1]
     max_message_bytes: int = _INT_KEYS["max.message.bytes"][1]
     delete_retention_ms: int = _INT_KEYS["delete.retention.ms"][1]
+    min_compaction_lag_ms: int = _INT_KEYS["min.compaction.lag.ms"][1]
+    max_compaction_lag_ms: int = _INT_KEYS["max.compaction.lag.ms"][1]
+    min_cleanable_dirty_ratio: float = _FLOAT_KEYS["min.cleanable.dirty.ratio"][1]
     cleanup_policy: str = "delete"
     message_timestamp_type: str = "CreateTime"
+
+    @property
+    def compacted(self) -> bool:
+        """``cleanup.policy`` includes "compact": the cleaner keeps the latest per key,
+        and keyless records are refused."""
+        return "compact" in self.cleanup_policy
+
+    @property
+    def deletes(self) -> bool:
+        """``cleanup.policy`` includes "delete": retention by time and size applies."""
+        return "delete" in self.cleanup_policy
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any] | None) -> TopicConfig:
@@ -102,21 +124,26 @@ class TopicConfig:
             if key in _INT_KEYS:
                 attr, _default, low, high = _INT_KEYS[key]
                 values[attr] = _as_int(key, raw, low, high)
+            elif key in _FLOAT_KEYS:
+                fattr, _fdefault, flow, fhigh = _FLOAT_KEYS[key]
+                values[fattr] = _as_float(key, raw, flow, fhigh)
             elif key in _STR_KEYS:
                 attr, _sdefault, allowed = _STR_KEYS[key]
                 if not isinstance(raw, str):
                     raise ConfigError(f"{key} must be a str, not {type(raw).__name__}")
-                if (key, raw) in _NOT_YET:
-                    raise ConfigError(f"{key}={raw!r}: {_NOT_YET[key, raw]}")
-                if raw not in allowed:
+                value = _policy(raw) if key == "cleanup.policy" else raw
+                if value not in allowed:
                     raise ConfigError(
                         f"{key} must be one of {', '.join(allowed)}; got {short_repr(raw)}"
                     )
-                values[attr] = raw
+                values[attr] = value
             else:
                 raise ConfigError(
                     f"unknown topic config {key!r}; known: {', '.join(sorted(known_keys()))}"
                 )
+        lag = values.get("min_compaction_lag_ms", cls.min_compaction_lag_ms)
+        if lag > values.get("max_compaction_lag_ms", cls.max_compaction_lag_ms):
+            raise ConfigError("min.compaction.lag.ms must not be larger than max.compaction.lag.ms")
         return cls(**values)
 
     def to_dict(self) -> dict[str, object]:
@@ -126,6 +153,8 @@ class TopicConfig:
         for key, (attr, *_rest) in _INT_KEYS.items():
             out[key] = by_attr[attr]
         for key, (attr, *_rest2) in _STR_KEYS.items():
+            out[key] = by_attr[attr]
+        for key, (attr, *_rest3) in _FLOAT_KEYS.items():
             out[key] = by_attr[attr]
         return dict(sorted(out.items()))
 
@@ -137,7 +166,32 @@ class TopicConfig:
 
 
 def known_keys() -> list[str]:
-    return sorted([*_INT_KEYS, *_STR_KEYS])
+    return sorted([*_INT_KEYS, *_STR_KEYS, *_FLOAT_KEYS])
+
+
+def _policy(raw: str) -> str:
+    """``cleanup.policy`` as Kafka parses it (a comma-separated list, blanks around the
+    items ignored, in any order), in its canonical spelling; anything else unchanged,
+    for the caller to refuse."""
+    items = frozenset(item.strip() for item in raw.split(","))
+    return _POLICIES.get(items, raw)
+
+
+def _as_float(key: str, raw: object, low: float, high: float) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        raise ConfigError(f"{key} must be a number, not {type(raw).__name__}")
+    if isinstance(raw, str):
+        if len(raw) > 64:  # (no number of ours needs more; bounds float()'s work)
+            raise ConfigError(f"{key} must be a number; got {short_repr(raw)}")
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{key} must be a number; got {short_repr(raw)}") from None
+    else:
+        value = float(raw)
+    if not low <= value <= high:  # (NaN fails this too)
+        raise ConfigError(f"{key} must be between {low} and {high}; got {short_repr(raw)}")
+    return value
 
 
 # Longest decimal string parsed as a number (leading zeros aside): every range
@@ -171,6 +225,7 @@ def _as_int(key: str, raw: object, low: int, high: int) -> int:
 assert {f.name for f in fields(TopicConfig)} == {
     *(v[0] for v in _INT_KEYS.values()),
     *(v[0] for v in _STR_KEYS.values()),
+    *(v[0] for v in _FLOAT_KEYS.values()),
 }
 
 

@@ -8,19 +8,23 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._config import INT32_MAX, INT64_MAX, short_repr
+from ._eventstore import EventStore
 from ._names import check_partition, check_topic_name
 from ._structs import (
+    CompactionStats,
     GroupDescription,
     ProducerState,
     TopicDescription,
     TopicPartition,
     TransactionDescription,
 )
+from ._table import Table
 from .clients._consumer import Consumer
 from .clients._producer import Producer
 from .coordination import _groupadmin, _txnadmin
-from .coordination._manager import LogManager
+from .coordination._manager import CLEANER_BACKOFF_MS, LogManager
 from .errors import ConfigError, OffsetOutOfRangeError
+from .storage._cleaner import DEFAULT_DEDUPE_BUFFER_SIZE
 from .storage._partition import PartitionLog, RecoveryReport
 
 __all__ = ["Log", "open"]
@@ -40,7 +44,9 @@ class Log:
         *,
         lock_timeout_ms: int = 10_000,
         clock: Callable[[], float] | None = None,
+        cleaner: bool | Mapping[str, Any] = True,
     ) -> None:
+        backoff, dedupe = _check_cleaner(cleaner)
         if isinstance(lock_timeout_ms, bool) or not isinstance(lock_timeout_ms, int):
             raise ConfigError(
                 f"lock_timeout_ms must be an int, not {type(lock_timeout_ms).__name__}"
@@ -50,7 +56,13 @@ class Log:
                 f"lock_timeout_ms must be between 0 and {INT32_MAX}; "
                 f"got {short_repr(lock_timeout_ms)}"
             )
-        self._manager = LogManager(path, lock_timeout_ms=lock_timeout_ms, clock=clock)
+        self._manager = LogManager(
+            path,
+            lock_timeout_ms=lock_timeout_ms,
+            clock=clock,
+            cleaner_backoff_ms=backoff,
+            dedupe_buffer_size=dedupe,
+        )
 
     @property
     def recovery(self) -> list[RecoveryReport]:
@@ -124,6 +136,16 @@ class Log:
         number of segments deleted.
         """
         return self._manager.enforce_retention()
+
+    def compact(self, topic: str) -> CompactionStats:
+        """Compact every partition of ``topic`` now, whatever its dirty ratio (see
+        docs/compaction.md). The active segment, records at or past the last stable
+        offset and records newer than ``min.compaction.lag.ms`` are left alone.
+
+        :raises UnknownTopicError: no such topic.
+        :raises ConfigError: the topic's ``cleanup.policy`` does not include "compact".
+        """
+        return self._manager.compact(topic)
 
     def partition(self, topic: str, partition: int) -> PartitionLog:
         """The storage-level log of one partition (internal API; see docs/design.md)."""
@@ -210,6 +232,25 @@ class Log:
         self._manager.check_open()
         return Consumer(self._manager, *topics, **config)
 
+    def table(
+        self,
+        topic: str,
+        *,
+        key_deserializer: Callable[[bytes], Any] | None = None,
+        value_deserializer: Callable[[bytes], Any] | None = None,
+        refresh_interval_ms: float | None = None,
+    ) -> Table:
+        """A read-only Mapping of the latest value per key of ``topic`` (see ``Table``)."""
+        self._manager.check_open()
+        return Table(self._manager, topic, key_deserializer=key_deserializer,
+                     value_deserializer=value_deserializer,
+                     refresh_interval_ms=refresh_interval_ms)
+
+    def event_store(self, topic: str, partitions: int = 1, *, sync: bool = False) -> EventStore:
+        """The ``EventStore`` of ``topic``, created (with ``partitions``) if missing."""
+        self._manager.check_open()
+        return EventStore(self._manager, topic, partitions=partitions, sync=sync)
+
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
         """Sync what this handle wrote and release the directory. Idempotent.
@@ -235,12 +276,42 @@ def open(path: str | os.PathLike[str], **options: Any) -> Log:
 
     Options: ``lock_timeout_ms`` (default 10000): how long an append waits
     for a partition lock held by another process before ``LockTimeoutError``.
+    ``cleaner`` (default True): the background log cleaner of compacted topics;
+    False turns it off (``Log.compact`` still works), a dict sets ``backoff_ms``
+    (default 15000, Kafka's ``log.cleaner.backoff.ms``) and
+    ``dedupe_buffer_size`` (bytes, default 32 MiB, Kafka's
+    ``log.cleaner.dedupe.buffer.size``). See docs/compaction.md.
     """
-    known = {"lock_timeout_ms", "clock"}
+    known = {"lock_timeout_ms", "clock", "cleaner"}
     unknown = set(options) - known
     if unknown:
         raise ConfigError(f"unknown option(s) {sorted(unknown)}; known: {sorted(known)}")
     return Log(path, **options)
+
+
+def _check_cleaner(cleaner: object) -> tuple[int | None, int]:
+    """``(backoff ms or None for no thread, dedupe buffer bytes)`` of the ``cleaner``
+    option; raises ``ConfigError``."""
+    if isinstance(cleaner, bool):
+        return (CLEANER_BACKOFF_MS if cleaner else None), DEFAULT_DEDUPE_BUFFER_SIZE
+    if not isinstance(cleaner, Mapping):
+        raise ConfigError(f"cleaner must be a bool or a dict, not {type(cleaner).__name__}")
+    unknown = set(cleaner) - {"backoff_ms", "dedupe_buffer_size", "enabled"}
+    if unknown:
+        raise ConfigError(f"unknown cleaner option(s) {sorted(unknown, key=str)}")
+    values = []
+    for name, default, low in (
+        ("backoff_ms", CLEANER_BACKOFF_MS, 1),
+        ("dedupe_buffer_size", DEFAULT_DEDUPE_BUFFER_SIZE, 1024),
+    ):
+        v = cleaner.get(name, default)
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= INT64_MAX:
+            raise ConfigError(f"cleaner {name} must be an int >= {low}; got {short_repr(v)}")
+        values.append(v)
+    enabled = cleaner.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"cleaner enabled must be a bool; got {short_repr(enabled)}")
+    return (values[0] if enabled else None), values[1]
 
 
 def _check_delete_records(offsets: object) -> dict[TopicPartition, int]:

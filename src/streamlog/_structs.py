@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 __all__ = [
+    "CompactionStats",
     "ConsumerRecord",
     "GroupDescription",
     "MemberDescription",
@@ -17,6 +18,8 @@ __all__ = [
     "PartitionDescription",
     "PartitionLag",
     "RecordMetadata",
+    "RecordedEvent",
+    "Snapshot",
     "TopicDescription",
     "TopicPartition",
 ]
@@ -143,6 +146,29 @@ class TransactionDescription(NamedTuple):
     last_update_ms: int
 
 
+class CompactionStats(NamedTuple):
+    """What ``Log.compact(topic)`` did (sums over the partitions it cleaned).
+
+    Records and bytes are those of the segments rewritten, before and after;
+    ``tombstones_removed`` counts tombstones dropped because their delete horizon
+    had passed (superseded ones are counted in ``records_removed`` only).
+    """
+
+    topic: str
+    partitions_cleaned: int
+    segments_cleaned: int
+    records_before: int
+    records_after: int
+    bytes_before: int
+    bytes_after: int
+    tombstones_removed: int
+    duration_ms: float
+
+    @property
+    def records_removed(self) -> int:
+        return self.records_before - self.records_after
+
+
 class ProducerState(NamedTuple):
     """What one partition remembers of a producer id (kafka-transactions.sh
     describe-producers): its epoch, last sequence and timestamp, and the first offset
@@ -153,3 +179,50 @@ class ProducerState(NamedTuple):
     last_sequence: int
     last_timestamp: int
     current_transaction_start_offset: int
+
+
+class RecordedEvent(NamedTuple):
+    """One event of an ``EventStore``: the ``revision``-th event (from 0) of ``stream``,
+    stored at ``offset`` of ``partition`` (its position), with its ``data`` and
+    ``headers`` as appended and the append's ``timestamp`` (ms)."""
+
+    stream: str
+    revision: int
+    partition: int
+    offset: int
+    timestamp: int
+    data: bytes
+    headers: tuple[Header, ...]
+
+
+class Snapshot(NamedTuple):
+    """A stream's state as saved by ``EventStore.save_snapshot``: ``state`` holds every
+    event of ``stream`` up to and including ``revision``."""
+
+    stream: str
+    revision: int
+    state: bytes
+
+
+class Sentinel:
+    """A named marker compared by identity: ``streamlog.ANY``, ``NO_STREAM``,
+    ``STREAM_EXISTS`` (expected revisions) and ``CAUGHT_UP`` (subscriptions)."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return f"streamlog.{self._name}"
+
+    def __reduce__(self) -> str:
+        return self._name  # pickles as the module attribute: identity survives
+
+
+# (pickle finds the instances as attributes of the package, as the tests expect)
+Sentinel.__module__ = "streamlog"
+ANY = Sentinel("ANY")
+NO_STREAM = Sentinel("NO_STREAM")
+STREAM_EXISTS = Sentinel("STREAM_EXISTS")
+CAUGHT_UP = Sentinel("CAUGHT_UP")

@@ -15,6 +15,7 @@ The tree::
     │   ├── UnknownTopicError
     │   └── UnknownPartitionError
     ├── RecordTooLargeError (also ValueError)
+    ├── InvalidRecordError (also ValueError)
     ├── OffsetOutOfRangeError
     │   └── NoOffsetForPartitionError
     ├── StorageError
@@ -29,11 +30,12 @@ The tree::
     │   ├── GroupNotEmptyError
     │   ├── InconsistentGroupProtocolError
     │   └── UnknownGroupError
-    └── TransactionError
-        ├── ProducerFencedError                            fatal
-        ├── OutOfOrderSequenceError                        fatal
-        ├── InvalidTxnStateError
-        └── TransactionAbortedError
+    ├── TransactionError
+    │   ├── ProducerFencedError                            fatal
+    │   ├── OutOfOrderSequenceError                        fatal
+    │   ├── InvalidTxnStateError
+    │   └── TransactionAbortedError
+    └── WrongExpectedVersionError       .stream .expected .actual
 
 Foreign errors (``OSError``, ``zstandard`` and ``msgpack`` errors) are converted
 once, where streamlog calls the foreign code, with ``raise X(...) from e``; the
@@ -61,6 +63,7 @@ __all__ = [
     "GroupNotEmptyError",
     "IllegalStateError",
     "InconsistentGroupProtocolError",
+    "InvalidRecordError",
     "InvalidTopicError",
     "InvalidTxnStateError",
     "KafkaTimeoutError",
@@ -83,6 +86,7 @@ __all__ = [
     "UnknownTopicError",
     "UnsupportedFormatError",
     "WakeupError",
+    "WrongExpectedVersionError",
 ]
 
 
@@ -162,6 +166,11 @@ class UnknownPartitionError(TopicError):
 
 class RecordTooLargeError(StreamlogError, ValueError):
     """A record batch is larger than the topic's ``max.message.bytes``. Nothing was written."""
+
+
+class InvalidRecordError(StreamlogError, ValueError):
+    """A record the topic refuses by its configuration, before anything is written:
+    a record without a key on a compacted topic (Kafka's InvalidRecordException)."""
 
 
 class OffsetOutOfRangeError(StreamlogError):
@@ -302,3 +311,23 @@ class InvalidTxnStateError(TransactionError):
 class TransactionAbortedError(TransactionError):
     """The transaction this send belonged to was aborted before the record was written,
     or an earlier send of the transaction failed, so it can only be aborted."""
+
+
+class WrongExpectedVersionError(StreamlogError):
+    """``EventStore.append`` found the stream at another revision than expected; nothing
+    was written. ``expected`` is what the caller passed (an int or a sentinel such as
+    ``streamlog.NO_STREAM``); ``actual`` the stream's last revision, None if it has no
+    event. Retry after reading the stream again."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        stream: str | None = None,
+        expected: object = None,
+        actual: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.stream = stream
+        self.expected = expected
+        self.actual = actual

@@ -73,8 +73,15 @@ def txn_points() -> list[str]:
     return [p for p in source_crash_points() if p.startswith("txn.")]
 
 
+def clean_points() -> list[str]:
+    """The points of the log cleaner (``clean.*``): run by test_clean_crash_points."""
+    return [p for p in source_crash_points() if p.startswith("clean.")]
+
+
 def operation_points() -> list[str]:
-    """The points passed by operations on an open directory (all but the three above)."""
+    """The points passed by operations on an open directory (all but the four above)."""
     return [
-        p for p in source_crash_points() if not p.startswith(("recover.", "group.", "txn."))
+        p
+        for p in source_crash_points()
+        if not p.startswith(("recover.", "group.", "txn.", "clean."))
     ]

@@ -21,6 +21,9 @@ from streamlog.storage._producer_state import ABORT, COMMIT
 from ._common import EXIT_ERROR, EXIT_OK, CliError, write_line
 
 _SUFFIXES = (".log", ".index", ".timeindex")
+# files of a compaction under way or interrupted (``storage._cleaner``): dumped as
+# the kind of file they will replace
+_CLEANER_SUFFIXES = (".cleaned", ".swap")
 _OFFSET_ENTRY = struct.Struct("<II")  # relative last offset, position
 _TIME_ENTRY = struct.Struct("<qI")  # max timestamp, relative last offset
 _CONTROL_KEY = struct.Struct(">hh")  # version, type (Kafka's ControlRecordType)
@@ -57,7 +60,7 @@ def _files(paths: list[str]) -> list[str]:
     out: list[str] = []
     for path in paths:
         if os.path.isdir(path):
-            names = sorted(n for n in os.listdir(path) if n.endswith(_SUFFIXES))
+            names = sorted(n for n in os.listdir(path) if _kind(n) in _SUFFIXES)
             if not names:
                 raise CliError(f"no .log, .index or .timeindex files in {path}")
             out.extend(os.path.join(path, n) for n in names)
@@ -68,8 +71,16 @@ def _files(paths: list[str]) -> list[str]:
     return out
 
 
+def _kind(path: str) -> str:
+    """The suffix that says how to read ``path`` (``.log``...), past a cleaner's suffix."""
+    for suffix in _CLEANER_SUFFIXES:
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+    return os.path.splitext(path)[1]
+
+
 def _base_offset(path: str) -> int:
-    stem = os.path.basename(path).rsplit(".", 1)[0]
+    stem = os.path.basename(path).split(".", 1)[0]
     return int(stem) if stem.isdigit() else 0
 
 
@@ -79,13 +90,16 @@ def run(args: argparse.Namespace) -> int:
     for path in _files(args.paths):
         with open(path, "rb") as f:
             data = f.read()
-        if path.endswith(".log"):
+        kind = _kind(path)
+        if path.endswith(_CLEANER_SUFFIXES):
+            write_line(f"Note: {path} is a file of a compaction in progress or interrupted")
+        if kind == ".log":
             valid &= _dump_log(
                 path, data, records=args.print_data or args.deep_iteration, contents=args.print_data
             )
-        elif path.endswith(".timeindex"):
+        elif kind == ".timeindex":
             valid &= _dump_index(path, data, _TIME_ENTRY, "timestamp: {0} offset: {1}")
-        elif path.endswith(".index"):
+        elif kind == ".index":
             valid &= _dump_index(path, data, _OFFSET_ENTRY, "offset: {1} position: {0}")
         else:
             print(f"Ignoring unknown file {path}", file=sys.stderr)
@@ -226,9 +240,12 @@ def _dump_log(path: str, data: bytes, *, records: bool, contents: bool) -> bool:
         if fields is not None:
             length, attrs = fields[0], fields[3]
             if attrs & codec.ATTR_SEAL:
+                horizon = ""
+                if attrs & codec.ATTR_DELETE_HORIZON:  # a segment the cleaner rewrote
+                    horizon = f"deleteHorizonMs: {fields[8]} "
                 write_line(
                     f"seal: nextOffset: {fields[5]} position: {pos} maxTimestamp: {fields[9]} "
-                    f"size: {length} crc: {fields[1]} isvalid: true"
+                    f"{horizon}size: {length} crc: {fields[1]} isvalid: true"
                 )
             else:
                 write_line(_batch_line(fields, pos, True))

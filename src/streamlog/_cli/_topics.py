@@ -46,6 +46,14 @@ def add_parser(verbs: Any, common: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="topic configuration overrides (create, alter), e.g. retention.ms=3600000",
     )
+    p.add_argument(
+        "--add-config",
+        action="extend",
+        nargs="+",
+        metavar="K=V[,K=V]",
+        help="as kafka-configs.sh: comma-separated overrides, a list value in brackets, "
+        "e.g. cleanup.policy=[compact,delete],min.compaction.lag.ms=0",
+    )
     p.add_argument("--if-not-exists", action="store_true", help="create: no error if it exists")
     p.add_argument("--if-exists", action="store_true", help="alter, delete: no error if missing")
     p.set_defaults(run=run, error_prefix=PREFIX)
@@ -60,7 +68,10 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--config is only valid with --create or --alter")
     if (args.create or args.alter or args.delete) and not args.topic:
         raise CliError("--topic is required with --create, --alter and --delete")
+    if args.add_config and not (args.create or args.alter):
+        raise CliError("--add-config is only valid with --create or --alter")
     config = parse_properties(args.config, "config")
+    config.update(parse_properties(_split_add_config(args.add_config), "config"))
     if args.create:
         return _create(args, config)
     with open_log(args) as log:
@@ -147,3 +158,24 @@ def _describe(log: streamlog.Log, name: str) -> None:
             f"\tLogStartOffset: {p.log_start_offset}\tLogEndOffset: {p.end_offset}"
             f"\tSize: {p.size_bytes}\tSegments: {p.segments}"
         )
+
+
+def _split_add_config(items: list[str] | None) -> list[str]:
+    """kafka-configs.sh's ``--add-config`` syntax: ``k=v`` pairs separated by commas,
+    a value that is itself a list in square brackets (``cleanup.policy=[compact,delete]``,
+    passed on without the brackets)."""
+    out: list[str] = []
+    for item in items or ():
+        depth, current = 0, list[str]()
+        for ch in item:
+            if ch == "[":
+                depth += 1
+            elif ch == "]":
+                depth = max(0, depth - 1)
+            elif ch == "," and depth == 0:
+                out.append("".join(current))
+                current = []
+            else:
+                current.append(ch)
+        out.append("".join(current))
+    return [pair for pair in out if pair]

@@ -53,6 +53,7 @@ from ..coordination._offsets import check_offsets
 from ..errors import (
     ClosedError,
     IllegalStateError,
+    InvalidRecordError,
     KafkaTimeoutError,
     MetadataCorruptError,
     RecordTooLargeError,
@@ -122,10 +123,13 @@ class _Batch:
 class _TopicInfo:
     """What ``send`` needs to know of a topic, re-read from the catalog every second."""
 
-    __slots__ = ("batch_limit", "expires", "limit", "partitions")
+    __slots__ = ("batch_limit", "compacted", "expires", "limit", "partitions")
 
-    def __init__(self, partitions: int, limit: int, batch_limit: int) -> None:
+    def __init__(
+        self, partitions: int, limit: int, batch_limit: int, compacted: bool = False
+    ) -> None:
         self.partitions = partitions
+        self.compacted = compacted  # keyless records are refused (InvalidRecordError)
         self.limit = limit  # largest record (bytes as counted by send) that fits a batch
         self.batch_limit = batch_limit  # bytes after which a batch is closed
         self.expires = _time() + _METADATA_TTL
@@ -256,9 +260,9 @@ class Producer:
         (``InvalidTopicError``), a dead sender thread (``IllegalStateError``,
         naming the cause). Everything else arrives through the
         future: ``UnknownTopicError``, ``UnknownPartitionError``,
-        ``RecordTooLargeError``, ``KafkaTimeoutError`` (buffer full for
-        ``max_block_ms``), and I/O errors reading the topic's metadata
-        (``StorageIOError``, ``MetadataCorruptError``).
+        ``RecordTooLargeError``, ``InvalidRecordError`` (no key, compacted topic),
+        ``KafkaTimeoutError`` (buffer full for ``max_block_ms``), and I/O errors
+        reading the topic's metadata (``StorageIOError``, ``MetadataCorruptError``).
         """
         # One function on purpose: it runs once per record, and splitting it into
         # helpers costs a call each (measured ~0.1-0.2 us of a ~1.5 us send).
@@ -313,6 +317,9 @@ class Producer:
             info = self._topics[topic]
         if size > info.limit:
             return self._failed(topic, partition, timestamp_ms, self._too_large(size, info))
+        if key is None and info.compacted:
+            error = InvalidRecordError(f"topic {topic!r} is compacted: every record needs a key")
+            return self._failed(topic, partition, timestamp_ms, error)
         if self._txn is not None:
             self._txn.before_send(topic, partition)  # (outside a transaction: raises)
         lock = self._lock
@@ -396,7 +403,9 @@ class Producer:
             raise UnknownTopicError(f"unknown topic {topic!r}")
         limit = min(self._max_request_size, meta.config.max_message_bytes) - _BATCH_HEADER
         limit = min(limit, self._buffer_memory)  # as Kafka: a record must fit buffer_memory
-        info = _TopicInfo(meta.partitions, limit, min(self._batch_size, limit))
+        info = _TopicInfo(
+            meta.partitions, limit, min(self._batch_size, limit), meta.config.compacted
+        )
         self._topics[topic] = info
         return info
 

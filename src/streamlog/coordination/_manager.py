@@ -7,7 +7,10 @@ producers and consumers receive it (a client given a path creates and owns
 its own), so nothing in ``clients/`` imports the handle.
 
 Like Kafka's ``LogManager``, it also runs recovery of every partition when the
-directory was not shut down cleanly, and retention over all partitions.
+directory was not shut down cleanly, and retention over all partitions; and, as
+Kafka's ``LogCleaner``, the background cleaner of compacted topics: a thread
+started once the directory has a compacted topic, which cleans only while its
+process holds ``meta/cleaner.lock`` (one cleaner per data directory).
 
 Thread-safe (one ``RLock`` guards the partition cache); several processes may
 each have their own manager on the same directory (the catalog and the
@@ -28,7 +31,7 @@ from typing import Any
 from .. import _layout
 from .._fs import fs
 from .._names import check_partition, short_repr
-from .._structs import PartitionDescription, TopicDescription, TopicPartition
+from .._structs import CompactionStats, PartitionDescription, TopicDescription, TopicPartition
 from ..errors import (
     ClosedError,
     ConfigError,
@@ -39,6 +42,7 @@ from ..errors import (
     UnknownPartitionError,
     UnknownTopicError,
 )
+from ..storage._cleaner import DEFAULT_DEDUPE_BUFFER_SIZE, CleanerThread, LogCleaner
 from ..storage._datadir import DataDir, refuse_links_in
 from ..storage._partition import PartitionLog, RecoveryReport
 from ._catalog import TopicCatalog, TopicMeta
@@ -52,6 +56,8 @@ __all__ = ["AppendSignal", "LogManager"]
 
 _FD_LIMIT_RAISED = False
 _RETIRE_AFTER = 10.0  # seconds: longer than a consumer's metadata refresh
+CLEANER_BACKOFF_MS = 15_000  # Kafka's log.cleaner.backoff.ms
+CLEANER_LOCK = "cleaner.lock"  # in meta/: flocked by the process whose thread cleans
 
 
 def _raise_fd_limit() -> None:
@@ -159,6 +165,8 @@ class LogManager:
         *,
         lock_timeout_ms: int = 10_000,
         clock: Callable[[], float] | None = None,
+        cleaner_backoff_ms: int | None = CLEANER_BACKOFF_MS,
+        dedupe_buffer_size: int = DEFAULT_DEDUPE_BUFFER_SIZE,
     ) -> None:
         if isinstance(lock_timeout_ms, bool) or not isinstance(lock_timeout_ms, int):
             raise ConfigError("lock_timeout_ms must be an int")
@@ -166,6 +174,10 @@ class LogManager:
             raise ConfigError("lock_timeout_ms must be >= 0")
         self.lock_timeout = lock_timeout_ms / 1000
         self.clock = clock or time.time
+        # the log cleaner: None for no background thread (``compact`` works all the same)
+        self._cleaner_backoff_ms = cleaner_backoff_ms
+        self.cleaner = LogCleaner(dedupe_buffer_size=dedupe_buffer_size, clock=self.clock)
+        self._cleaner_thread: CleanerThread | None = None
         self._closed = False
         self._mutex = threading.RLock()
         self._partitions: dict[tuple[str, int], tuple[str, PartitionLog]] = {}
@@ -191,6 +203,7 @@ class LogManager:
             self.signal.doorbell = _open_doorbell(self._datadir.root, self._datadir.exclusive)
             self._datadir.opened()
             self._sweep_transactions()
+            self._start_cleaner()
         except BaseException:
             catalog = getattr(self, "catalog", None)
             doorbell, self.signal.doorbell = self.signal.doorbell, None
@@ -272,6 +285,9 @@ class LogManager:
     def create_topic(self, name: str, partitions: int, config: Mapping[str, Any] | None) -> None:
         self.check_open()
         self.catalog.create(name, partitions, config)
+        meta = self.catalog.get(name)
+        if meta is not None and meta.config.compacted:
+            self._start_cleaner(compacted=True)
 
     def delete_topic(self, name: str) -> None:
         self.check_open()
@@ -295,6 +311,75 @@ class LogManager:
             for (topic, _p), (topic_id, plog) in self._partitions.items():
                 if topic == name and topic_id == meta.id:
                     plog.config = meta.config
+        if meta.config.compacted:
+            self._start_cleaner(compacted=True)
+
+    # ------------------------------------------------------------------ compaction
+    def _start_cleaner(self, *, compacted: bool = False) -> None:
+        """Start the background cleaner once there is a compacted topic (a directory
+        without one never runs the thread, nor takes its lock)."""
+        if self._cleaner_backoff_ms is None or self._cleaner_thread is not None:
+            return
+        if not compacted:
+            try:
+                compacted = any(self._is_compacted(n) for n in self.catalog.names())
+            except StreamlogError as e:
+                # (a damaged catalog: its own operations report it; the thread starts
+                # once a compacted topic is created or altered here)
+                _logger.warning("not starting the log cleaner: %s", e)
+                return
+        with self._mutex:
+            if compacted and self._cleaner_thread is None and not self._closed:
+                self._cleaner_thread = CleanerThread(
+                    os.path.join(_layout.meta_dir(self.path), CLEANER_LOCK),
+                    self._compacted_partitions,
+                    self.cleaner,
+                    self._cleaner_backoff_ms,
+                )
+
+    def _is_compacted(self, name: str) -> bool:
+        try:
+            meta = self.catalog.get(name)
+        except StreamlogError:
+            return False  # (a damaged topic file: its own operations report it)
+        return meta is not None and meta.config.compacted
+
+    def _compacted_partitions(self) -> list[PartitionLog]:
+        out: list[PartitionLog] = []
+        for name in self.catalog.names():
+            try:
+                meta = self.catalog.get(name)
+                if meta is not None and meta.config.compacted:
+                    out.extend(self.partition_for(meta, p) for p in range(meta.partitions))
+            except StreamlogError as e:
+                _logger.warning("the log cleaner skips topic %r: %s", name, e)
+        return out
+
+    def compact(self, name: str) -> CompactionStats:
+        """Clean every partition of the compacted topic ``name`` now (whatever its dirty
+        ratio; the active segment, the records past the last stable offset and those
+        within ``min.compaction.lag.ms`` are still left alone)."""
+        self.check_open()
+        meta = self.catalog.require(name)
+        if not meta.config.compacted:
+            raise ConfigError(
+                f"topic {name!r} is not compacted (cleanup.policy={meta.config.cleanup_policy})"
+            )
+        t0 = time.monotonic()
+        totals = [0] * 7
+        for p in range(meta.partitions):
+            result = self.cleaner.clean(self.partition_for(meta, p), force=True, wait=True)
+            if result is None:
+                continue
+            r = result
+            done: tuple[int, ...] = (1, r.segments_cleaned, r.records_before)
+            done += (r.records_after, r.bytes_before, r.bytes_after, r.tombstones_removed)
+            totals = [a + b for a, b in zip(totals, done, strict=True)]
+        parts, segs, rec_before, rec_after, b_before, b_after, tombs = totals
+        return CompactionStats(
+            name, parts, segs, rec_before, rec_after, b_before, b_after, tombs,
+            (time.monotonic() - t0) * 1000,
+        )
 
     def describe_topic(self, name: str) -> TopicDescription:
         self.check_open()
@@ -444,10 +529,13 @@ class LogManager:
             if self._closed:
                 return
             self._closed = True
+            thread, self._cleaner_thread = self._cleaner_thread, None
             cached = list(self._partitions.items())
             gone = [plog for _t, plog in self._retired]
             self._partitions.clear()
             self._retired.clear()
+        if thread is not None:
+            thread.stop()  # (waits for a cleaning under way: it uses the partitions)
         partitions = []
         for (topic, _p), (topic_id, plog) in cached:
             if self._is_current(topic, topic_id):

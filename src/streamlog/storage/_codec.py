@@ -14,6 +14,8 @@ Frame layout (format version 1, little-endian, 68-byte header; see docs/format.m
                                 bit 3 transactional, bit 4 control
                                 bit 5 segment seal: no records; base_offset is
                                       the base offset of the next segment
+                                bit 6 (seals only) delete horizon: base_timestamp
+                                      is the segment's tombstone delete horizon
      14   2  reserved           0
      16   8  base_offset        i64
      24   4  last_offset_delta  u32 (last offset - base offset)
@@ -69,6 +71,9 @@ ATTR_LOG_APPEND_TIME = 0x04
 ATTR_TRANSACTIONAL = 0x08
 ATTR_CONTROL = 0x10
 ATTR_SEAL = 0x20
+# On a seal only: the cleaner rewrote the segment, and the seal's base_timestamp is
+# when its tombstones may go (Kafka's KIP-534 delete horizon, per segment here).
+ATTR_DELETE_HORIZON = 0x40
 
 # Bounds on what a frame read from disk may claim, so hostile bytes cannot
 # make us allocate without limit.
@@ -191,6 +196,7 @@ class PreparedBatch:
         "base_timestamp",
         "control_key",
         "max_timestamp",
+        "null_key",
         "payload",
         "payload_size",
         "producer_epoch",
@@ -223,6 +229,8 @@ class PreparedBatch:
         self.size = HEADER_SIZE + len(payload)
         # a transaction marker's one key (COMMIT/ABORT), so the writer need not decode it
         self.control_key: bytes | None = None
+        # some record has no key (refused on a compacted topic; set by prepare_batch)
+        self.null_key = True
 
     def header_rest(self, base_offset: int, max_timestamp: int | None = None) -> bytes:
         """The header after length and checksum; ``max_timestamp`` is a log append time.
@@ -305,6 +313,7 @@ def prepare_batch(
         )
     if n == 0:
         raise ValueError("a batch needs at least one record")
+    null_key = keys is None or None in keys
     if isinstance(timestamps, int):
         base_ts = max_ts = timestamps
         ts_deltas: list[int] | None = None
@@ -340,7 +349,7 @@ def prepare_batch(
         attributes |= ATTR_TRANSACTIONAL
     if control:
         attributes |= ATTR_CONTROL
-    return PreparedBatch(
+    prepared = PreparedBatch(
         payload,
         len(raw),
         n,
@@ -351,6 +360,8 @@ def prepare_batch(
         producer_epoch,
         base_sequence,
     )
+    prepared.null_key = null_key
+    return prepared
 
 
 def _prepare_one(
@@ -383,14 +394,23 @@ def _prepare_one(
         if h:
             flat_headers = [[x for pair in h for x in pair]]
     raw = _packb([None, None, keys, values, flat_headers])
-    return PreparedBatch(
+    prepared = PreparedBatch(
         raw, len(raw), 1, ts, ts, attributes, producer_id, producer_epoch, base_sequence
     )
+    prepared.null_key = keys is None
+    return prepared
 
 
-def seal_frame(next_offset: int, timestamp: int) -> bytes:
-    """A header-only frame that ends a segment and names the next segment's base offset."""
-    rest = REST.pack(MAGIC, ATTR_SEAL, 0, next_offset, 0, 0, timestamp, timestamp, -1, -1, 0, -1, 0)
+def seal_frame(next_offset: int, timestamp: int, delete_horizon: int | None = None) -> bytes:
+    """A header-only frame that ends a segment and names the next segment's base offset.
+
+    ``delete_horizon`` (the cleaner's seals): stored as the base timestamp, with
+    ``ATTR_DELETE_HORIZON``; readers that do not know the bit read the seal as before.
+    """
+    attrs, first = ATTR_SEAL, timestamp
+    if delete_horizon is not None:
+        attrs, first = ATTR_SEAL | ATTR_DELETE_HORIZON, delete_horizon
+    rest = REST.pack(MAGIC, attrs, 0, next_offset, 0, 0, first, timestamp, -1, -1, 0, -1, 0)
     return PREFIX.pack(HEADER_SIZE, _xxh3(rest, seed=HEADER_SIZE).intdigest()) + rest
 
 
@@ -603,6 +623,7 @@ def check_magic(magic: int, path: str) -> None:
 
 __all__ = [
     "ALIGN",
+    "ATTR_DELETE_HORIZON",
     "ATTR_SEAL",
     "COMPRESSION_NONE",
     "COMPRESSION_ZSTD",

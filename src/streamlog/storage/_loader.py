@@ -17,7 +17,9 @@ directory, in one of two ways:
 ``recover`` (only with exclusive use of the directory: the data directory's
 instance lock guarantees that no other process has it open):
 
-1. Remove stale temporary files and index files without their ``.log``.
+1. Complete the cleaner's committed swaps and drop its uncommitted files
+   (``_cleaner.finish_swaps``: Kafka's first step of log recovery), then
+   remove stale temporary files and index files without their ``.log``.
 2. List the segments (creating the first if there is none) and unlink those
    wholly below the log start.
 3. Below the recovery point the log is trusted: only check the indexes
@@ -58,6 +60,7 @@ from .._fs import (
     offset_to_name,
 )
 from ..errors import StorageIOError
+from ._cleaner import finish_swaps
 from ._datadir import forget_failed_sync
 from ._retention import unlink_below
 from ._segment import Segment
@@ -79,6 +82,8 @@ class RecoveryReport:
     removed_files: list[str] = field(default_factory=list)
     indexes_rebuilt: int = 0
     segments_created: list[int] = field(default_factory=list)
+    # the cleaner's files finished or dropped (not damage: an interrupted compaction)
+    swaps_finished: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -176,6 +181,7 @@ class LogLoader:
         """
         log = self.log
         report = RecoveryReport(log.path)
+        report.swaps_finished = finish_swaps(log.path)
         self._remove_stale(report)
         bases = log._list_bases()
         durable = log.state.durable()

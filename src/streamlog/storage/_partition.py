@@ -71,6 +71,7 @@ from .._config import TopicConfig
 from .._fs import LOG_SUFFIX, crashpoint, fs, name_to_offset, offset_to_name
 from ..errors import (
     ClosedError,
+    InvalidRecordError,
     OffsetOutOfRangeError,
     RecordTooLargeError,
     StorageIOError,
@@ -196,6 +197,11 @@ class PartitionLog:
         self.report: RecoveryReport | None = None
         # producer ids, open and aborted transactions: built on first use
         self._producers = ProducerStateTracker(self)
+        # the cleaner's generation last seen (``_notice_cleaning``), and the segments it
+        # made us drop: (generation, segment), closed two generations later or at close
+        # (a thread of ours may still be reading one)
+        self._clean_gen_seen = self.state.clean_generation()
+        self._retired: list[tuple[int, Segment]] = []
         try:
             if recover:
                 self.report = self.recover()
@@ -212,6 +218,8 @@ class PartitionLog:
         self._closed = True
         error: BaseException | None = None
         segments = [seg for seg in self._segments.values() if seg is not None]
+        segments += [seg for _gen, seg in self._retired]
+        self._retired = []
         # (a segment is in both, or in unsynced alone if it was dropped from view)
         segments += [s for s in self._durability.unsynced.values() if s not in segments]
         for seg in segments:
@@ -255,7 +263,15 @@ class PartitionLog:
     def _segment(self, base: int) -> Segment:
         seg = self._segments[base]
         if seg is None:
-            seg = self._new_segment(base)
+            for attempt in range(10):
+                try:
+                    seg = self._new_segment(base)
+                    break
+                except StorageIOError as e:
+                    # replaced by the cleaner while we opened it: open the new one
+                    if e.errno != errno.ESTALE or attempt == 9:
+                        raise
+            assert seg is not None
             try:
                 seg.load()
             except BaseException:
@@ -263,6 +279,33 @@ class PartitionLog:
                 raise
             self._segments[base] = seg
         return seg  # type: ignore[no-any-return]
+
+    def _notice_cleaning(self) -> None:
+        """If the cleaner (of any process) replaced sealed segments since we last looked,
+        drop our view of every sealed segment, so the next use opens the new files.
+
+        Dropped segments are not closed at once: a thread of this process may be in the
+        middle of reading one (their files stay valid: the cleaner renames over them,
+        never truncates). The producer state is rebuilt from the cleaned log."""
+        gen = self.state.clean_generation()
+        if gen == self._clean_gen_seen:
+            return
+        self._clean_gen_seen = gen
+        keep: list[tuple[int, Segment]] = []
+        for old_gen, seg in self._retired:
+            if gen - old_gen >= 2:
+                seg.close_quietly()
+            else:
+                keep.append((old_gen, seg))
+        keys = list(self._segments.keys())[:-1]  # (never the active segment)
+        for base in keys:
+            seg = self._segments[base]
+            if seg is not None and base not in self._durability.unsynced:
+                self._segments[base] = None
+                keep.append((gen, seg))
+        self._retired = keep
+        self._sealed_facts.clear()
+        self._producers.state = None  # (rebuilt on next use, from the first segment)
 
     def _active(self) -> Segment:
         base, seg = self._segments.peekitem(-1)  # (cheaper than keys()[-1], per read)
@@ -275,6 +318,8 @@ class PartitionLog:
         On every read: nothing new (the length word at the known tail is 0) costs one
         look at the map. The indexes are left to the lookups that need them and to the
         next writer (``Segment.refresh``)."""
+        if self.state.clean_generation() != self._clean_gen_seen:
+            self._notice_cleaning()
         base, last = self._segments.peekitem(-1)  # (as _active, without the call)
         active: Segment = last if last is not None else self._segment(base)
         active.refresh(indexes=False)
@@ -307,6 +352,7 @@ class PartitionLog:
 
     def _refresh_locked(self) -> Segment:
         """As ``_refresh``, under the append lock: also repair what a crashed writer left."""
+        self._notice_cleaning()
         active = self._active()
         result = active.refresh()
         while True:
@@ -386,7 +432,13 @@ class PartitionLog:
         return PartitionLog._Locked(self)
 
     def check_batch(self, batch: PreparedBatch) -> None:
-        """Raise ``RecordTooLargeError`` if the batch is over ``max.message.bytes``."""
+        """Raise ``RecordTooLargeError`` if the batch is over ``max.message.bytes``, and
+        ``InvalidRecordError`` if the topic is compacted and a record has no key."""
+        if batch.null_key and self.config.compacted and not batch.attributes & ATTR_CONTROL:
+            raise InvalidRecordError(
+                f"a compacted topic needs a key on every record "
+                f"(cleanup.policy={self.config.cleanup_policy}) in {self.path}"
+            )
         if batch.size > self.config.max_message_bytes:
             raise RecordTooLargeError(
                 f"record batch of {batch.size} bytes is larger than max.message.bytes "
@@ -398,9 +450,18 @@ class PartitionLog:
         return self.append_many((batch,), sync=sync)[0]
 
     def append_many(
-        self, batches: Sequence[PreparedBatch], *, sync: bool = False
+        self,
+        batches: Sequence[PreparedBatch],
+        *,
+        sync: bool = False,
+        precondition: Callable[[PartitionLog], None] | None = None,
     ) -> list[AppendResult]:
         """Append several batches under one lock hold, in order.
+
+        ``precondition``, if given, is called with this log under the append lock, after
+        the tail is caught up with every process's appends and before anything is
+        written; an exception from it refuses the call (nothing is written, the
+        exception propagates). Conditional appends (``EventStore``) check here.
 
         Each batch is all or nothing, and the report is exact: returns the results of
         all; if one fails after earlier ones were appended, raises
@@ -425,6 +486,8 @@ class PartitionLog:
         tracked = any(b.producer_id >= 0 for b in batches)
         with self._locked():
             active = self._refresh_locked()
+            if precondition is not None:
+                precondition(self)
             if tracked:
                 self._producers.lock.acquire()
             try:

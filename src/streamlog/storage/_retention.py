@@ -29,6 +29,11 @@ forgets the segments below it (``forget_below``). A segment whose ``.log``
 was unlinked but an index was not is removed by the next open
 (``unlink_below`` and the loader's orphan check).
 
+Only ``cleanup.policy`` "delete" and "compact,delete" delete by time and size;
+under "compact" alone the cleaner (``_cleaner``) shrinks the log instead, and
+only ``delete_records`` moves the log start. A sealed segment the cleaner
+emptied (a seal and nothing else) is deleted like any other.
+
 Thread- and process-safe: the state file and the files are changed under the
 append lock (``unlink_below`` during recovery runs with exclusive use of the
 directory instead). ``forget_below`` changes only this object's view of the
@@ -96,15 +101,16 @@ def _enforce_locked(log: PartitionLog, now: int, rolled: list[Segment]) -> int:
     facts = [sealed_facts(log, b) for b in keys[:-1]]
     facts.append((active.tail, active.size_bytes, active.max_timestamp, active.next_offset))
     total = sum(f[1] for f in facts)
-    excess = total - cfg.retention_bytes if cfg.retention_bytes >= 0 else -1
+    # (a pure "compact" policy keeps old segments: the cleaner shrinks them instead)
+    excess = total - cfg.retention_bytes if cfg.retention_bytes >= 0 and cfg.deletes else -1
     doomed: list[int] = []
     for i, (tail, size, max_ts, next_offset) in enumerate(facts):
-        if tail == 0:
-            break
+        if tail == 0 and i == len(facts) - 1:
+            break  # an empty active segment (a sealed one is empty when cleaned empty)
         nxt = keys[i + 1] if i + 1 < len(keys) else next_offset
         by_start = nxt <= start
         by_size = excess >= 0 and excess - size >= 0
-        by_time = cfg.retention_ms >= 0 and 0 <= max_ts < now - cfg.retention_ms
+        by_time = cfg.deletes and cfg.retention_ms >= 0 and 0 <= max_ts < now - cfg.retention_ms
         if not (by_start or by_size or by_time):
             break
         doomed.append(keys[i])

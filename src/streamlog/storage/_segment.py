@@ -272,6 +272,12 @@ class FileRecords:
         """The batch of the valid frame at ``pos`` whose header ``frame_at`` returned."""
         return self._batch(pos, fields)
 
+    def frame_bytes(self, pos: int, length: int) -> bytes:
+        """A copy of the valid frame at ``pos`` (the cleaner copies kept batches as they are)."""
+        mm = self._mm
+        assert mm is not None
+        return mm[pos : pos + length]
+
     def _batch(self, pos: int, fields: tuple[int, ...]) -> codec.RecordBatch:
         mm = self._mm
         assert mm is not None
@@ -531,10 +537,15 @@ class Segment(FileRecords):
             self._drop_file()  # no descriptor left behind by a failed open
             raise
         if writable and not create and os.fstat(self._fd).st_nlink == 0:
+            self.close_quietly()
+            if os.path.exists(self.path):
+                # The cleaner renamed a rewritten segment over this one while we
+                # opened it: its indexes are the new ones, so leave them; the
+                # caller opens the segment again (``PartitionLog._segment``).
+                raise StorageIOError(errno.ESTALE, "segment was replaced by the cleaner", self.path)
             # Retention in another process deleted the segment while we opened
             # it, and opening its indexes created them again: remove them (the
             # deleter unlinks the .log first, so this catches every interleaving).
-            self.close_quietly()
             for path in (self.index_path, self.timeindex_path):
                 _unlink_if_exists(path)
             raise StorageIOError(errno.ENOENT, "segment was deleted", self.path)

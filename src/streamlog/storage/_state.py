@@ -11,6 +11,8 @@ partition maps (little-endian)::
      32  i64 log_start_offset  durable: first offset a reader may ask for
      40  i64 recovery_point    durable: everything below is known synced
      48  u64 checksum          xxh3-64 of bytes [32, 48)
+     56  u64 clean_generation  bumped by the cleaner around each swap of segments
+                               (0 in files written before compaction existed)
 
 The tail hint is written after every append, so other processes learn of new
 data by reading one word from shared memory instead of touching the log; it
@@ -18,7 +20,10 @@ is only a hint (the frames are the truth) and may lag after a crash. The two
 durable fields are written together with their checksum and synced when it
 matters; an invalid checksum after a power cut means "unknown", and recovery
 falls back to the conservative values (log start = first segment, recovery
-point = 0, a full scan).
+point = 0, a full scan). ``clean_generation`` tells processes that cached
+sealed segments that the cleaner replaced some (``_cleaner``): they reopen
+them. It is a hint too (not synced): a process that opens the partition after
+a crash opens the segments afresh anyway.
 
 ``AppendLock`` serialises writers of one partition across threads (a
 ``threading.Lock``) and processes (``flock`` on ``<partition>/.lock``, which
@@ -53,6 +58,7 @@ _HINT = struct.Struct("<qqQ")
 _DURABLE = struct.Struct("<qq")
 _SUM = struct.Struct("<Q")
 _DURABLE_AND_SUM = struct.Struct("<qqQ")  # bytes [32, 56): the durable fields and their sum
+_GENERATION = struct.Struct("<Q")  # bytes [56, 64): the clean generation
 
 
 class PartitionState:
@@ -131,6 +137,17 @@ class PartitionState:
         _SUM.pack_into(self._mm, 48, xxhash.xxh3_64_intdigest(raw))
         if sync:
             self.sync()
+
+    def clean_generation(self) -> int:
+        """The cleaner's generation (an aligned 8-byte word: read and written whole)."""
+        return int(_GENERATION.unpack_from(self._mm, 56)[0])
+
+    def bump_clean_generation(self) -> int:
+        """Increment the clean generation (by the holder of the partition's clean lock
+        only, so no two processes race on it); returns the new value."""
+        gen = (self.clean_generation() + 1) & (2**64 - 1)
+        _GENERATION.pack_into(self._mm, 56, gen)
+        return gen
 
     def sync(self) -> None:
         fs.msync(self._mm, self.path)
