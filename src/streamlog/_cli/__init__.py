@@ -18,7 +18,15 @@ from collections.abc import Sequence
 from streamlog.errors import StreamlogError, UnknownGroupError
 
 from . import _check, _consume, _dump, _groups, _perf, _produce, _topics, _transactions
-from ._common import DATA_ENV, DEFAULT_DATA, EXIT_ERROR, EXIT_SIGINT, CliError, silence_stdout
+from ._common import (
+    DATA_ENV,
+    DEFAULT_DATA,
+    EXIT_ERROR,
+    EXIT_SIGINT,
+    SERVER_FLAGS,
+    CliError,
+    silence_stdout,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -40,6 +48,19 @@ def _common_options(*, top: bool) -> argparse.ArgumentParser:
         default=False if top else argparse.SUPPRESS,
         help="show the traceback of an error",
     )
+    # Kafka's tools take the cluster's address; commands copied from Kafka's docs keep
+    # working: accepted and ignored (a note on stderr), or a data directory given as
+    # streamlog:///path (see _common.data_path)
+    for flag in SERVER_FLAGS:
+        parent.add_argument(
+            flag,
+            metavar="HOST:PORT",
+            dest=flag.lstrip("-").replace("-", "_"),
+            default=None if top else argparse.SUPPRESS,
+            help=argparse.SUPPRESS if flag != "--bootstrap-server" else
+            "accepted for Kafka's commands and ignored (there is no server); "
+            "streamlog:///PATH names the data directory",
+        )
     return parent
 
 

@@ -45,9 +45,30 @@ class CliError(Exception):
         self.code = code
 
 
+# Kafka's tools' cluster address flags (the last two from before Kafka 2.x/3.x)
+SERVER_FLAGS = ("--bootstrap-server", "--broker-list", "--zookeeper")
+SERVER_URL = "streamlog://"
+
+
 def data_path(args: argparse.Namespace) -> str:
-    """The data directory: ``--data``, else ``$STREAMLOG_DATA``, else ``./streamlog-data``."""
+    """The data directory: ``--data``, else a ``--bootstrap-server streamlog:///path``,
+    else ``$STREAMLOG_DATA``, else ``./streamlog-data``. Any other server address is
+    ignored, with one note on stderr."""
     given: str | None = getattr(args, "data", None)
+    servers = [
+        v for f in SERVER_FLAGS if (v := getattr(args, f.lstrip("-").replace("-", "_"), None))
+    ]
+    for server in servers:
+        if server.startswith(SERVER_URL):
+            if not given:
+                given = server[len(SERVER_URL):] or None
+        elif not getattr(args, "server_noted", False):
+            args.server_noted = True
+            print(
+                f"note: {server} ignored: streamlog has no server; the data directory is "
+                f"--data, {DATA_ENV} or --bootstrap-server streamlog:///PATH",
+                file=sys.stderr,
+            )
     if given:
         return given
     return os.environ.get(DATA_ENV) or DEFAULT_DATA

@@ -1,0 +1,571 @@
+"""confluent-kafka's ``Consumer`` over a streamlog consumer.
+
+The streamlog consumer fetches ahead into a buffer; this class hands out one message at
+a time and keeps librdkafka's per-partition state itself: the application position
+(last returned offset + 1), the stored offsets (``enable.auto.offset.store``) that
+``commit()`` and auto-commit write, and the end-of-partition events.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import streamlog
+
+from ._config import Conf, parse
+from ._handle import ensure_topic, log_handle, register, unregister
+from ._metadata import ClusterMetadata, cluster_metadata
+from ._producer import _seconds
+from ._types import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    OFFSET_INVALID,
+    TIMESTAMP_CREATE_TIME,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+    error_from,
+)
+
+__all__ = ["Consumer"]
+
+STP = streamlog.TopicPartition
+RebalanceCallback = Callable[["Consumer", list[TopicPartition]], Any]
+
+_RESET = {
+    "smallest": "earliest", "earliest": "earliest", "beginning": "earliest",
+    "largest": "latest", "latest": "latest", "end": "latest", "error": "none",
+}
+_STRATEGIES = {
+    "range": "range", "roundrobin": "roundrobin", "cooperative-sticky": "cooperative-sticky",
+}
+
+
+def _invalid(text: str) -> KafkaException:
+    return KafkaException(KafkaError(KafkaError._INVALID_ARG, text))
+
+
+def _stp(tp: TopicPartition) -> streamlog.TopicPartition:
+    if not isinstance(tp, TopicPartition):
+        raise TypeError("expected a confluent_kafka.TopicPartition")
+    return STP(tp.topic, tp.partition)
+
+
+def consumer_kwargs(conf: Conf) -> dict[str, Any]:
+    group = conf.get_str("group.id")
+    if not group:
+        raise ValueError("Failed to create consumer: group.id must be set")
+    reset = str(conf.get("auto.offset.reset", default="largest"))
+    if reset not in _RESET:
+        raise _invalid(f'Invalid value "{reset}" for configuration property "auto.offset.reset"')
+    isolation = str(conf.get("isolation.level", default="read_committed"))
+    if isolation not in ("read_committed", "read_uncommitted"):
+        raise _invalid(f'Invalid value "{isolation}" for configuration property '
+                       '"isolation.level"')
+    strategies = []
+    names = str(conf.get("partition.assignment.strategy", default="range,roundrobin"))
+    for s in (n.strip() for n in names.split(",")):
+        if s not in _STRATEGIES:
+            raise _invalid(f'Invalid value "{s}" for configuration property '
+                           '"partition.assignment.strategy"')
+        strategies.append(_STRATEGIES[s])
+    kw: dict[str, Any] = {
+        "group_id": group,
+        "auto_offset_reset": _RESET[reset],
+        "enable_auto_commit": False,  # auto-commit of *stored* offsets is done here
+        "isolation_level": isolation,
+        "partition_assignment_strategy": strategies,
+        "session_timeout_ms": conf.get_int("session.timeout.ms", default=45000, low=1),
+        "heartbeat_interval_ms": conf.get_int("heartbeat.interval.ms", default=3000, low=1),
+        "max_poll_interval_ms": conf.get_int("max.poll.interval.ms", default=300000, low=1),
+    }
+    instance = conf.get_str("group.instance.id")
+    if instance:
+        kw["group_instance_id"] = instance
+    client_id = conf.get_str("client.id")
+    if client_id:
+        kw["client_id"] = client_id
+    return kw
+
+
+class _Listener(streamlog.ConsumerRebalanceListener):
+    """Calls ``on_assign``/``on_revoke``/``on_lost`` with confluent's arguments."""
+
+    def __init__(self, owner: Consumer, on_assign: RebalanceCallback | None,
+                 on_revoke: RebalanceCallback | None, on_lost: RebalanceCallback | None) -> None:
+        self._owner = owner
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+        self._on_lost = on_lost
+
+    def on_partitions_assigned(self, assigned: set[streamlog.TopicPartition]) -> None:
+        o = self._owner
+        tps = [TopicPartition(t, p) for t, p in sorted(assigned)]
+        for stp in assigned:
+            o._eof_sent.discard(stp)
+        if self._on_assign is not None:
+            o._in_rebalance = True
+            try:
+                self._on_assign(o, tps)
+            finally:
+                o._in_rebalance = False
+
+    def _revoke(self, revoked: set[streamlog.TopicPartition], cb: RebalanceCallback | None,
+                lost: bool) -> None:
+        o = self._owner
+        tps = [TopicPartition(t, p) for t, p in sorted(revoked)]
+        if cb is not None:
+            o._in_rebalance = True
+            try:
+                cb(o, tps)
+            finally:
+                o._in_rebalance = False
+        if o._auto_commit and not lost:
+            o._commit_stored(revoked, sync=True, quiet=True)
+        o._forget(revoked)
+
+    def on_partitions_revoked(self, revoked: set[streamlog.TopicPartition]) -> None:
+        self._revoke(revoked, self._on_revoke, lost=False)
+
+    def on_partitions_lost(self, lost: set[streamlog.TopicPartition]) -> None:
+        self._revoke(lost, self._on_lost or self._on_revoke, lost=True)
+
+
+class Consumer:
+    """confluent-kafka's ``Consumer(config)`` reading the installed data directory."""
+
+    def __init__(self, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        conf = parse({**(config or {}), **kwargs}, "consumer")
+        kw = consumer_kwargs(conf)
+        self._auto_commit = conf.get_bool("enable.auto.commit",
+                                      conf.get_bool("auto.commit.enable", True))
+        self._auto_store = conf.get_bool("enable.auto.offset.store", True)
+        self._eof = conf.get_bool("enable.partition.eof", False)
+        self._interval = conf.get_int("auto.commit.interval.ms", default=5000) / 1000
+        self._on_commit = conf.callback("on_commit")
+        self._log = log_handle()
+        try:
+            self._c = self._log.consumer(**kw)
+        except streamlog.ConfigError as e:
+            raise KafkaException(error_from(e)) from e
+        self._buf: collections.deque[streamlog.ConsumerRecord] = collections.deque()
+        self._pos: dict[streamlog.TopicPartition, int] = {}
+        self._stored: dict[streamlog.TopicPartition, tuple[int, str]] = {}
+        self._committed_stored: dict[streamlog.TopicPartition, int] = {}
+        self._eof_sent: set[streamlog.TopicPartition] = set()
+        self._errors: collections.deque[Message] = collections.deque()
+        self._in_rebalance = False
+        self._closed = False
+        self._next_commit = time.monotonic() + self._interval
+        register(self)  # uninstall() closes it
+
+    # ----------------------------------------------------------------- helpers
+    def _check(self) -> None:
+        if self._closed:
+            raise RuntimeError("Consumer closed")
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except streamlog.StreamlogError as e:
+            raise KafkaException(error_from(e)) from e
+
+    def _unbuffer(self, tps: Iterable[streamlog.TopicPartition], rewind: bool) -> None:
+        """Drop buffered records of ``tps``; with ``rewind`` make the streamlog consumer
+        fetch them again."""
+        drop = set(tps)
+        if not drop or not self._buf:
+            return
+        first: dict[streamlog.TopicPartition, int] = {}
+        keep: collections.deque[streamlog.ConsumerRecord] = collections.deque()
+        for r in self._buf:
+            tp = STP(r.topic, r.partition)
+            if tp in drop:
+                first.setdefault(tp, r.offset)
+            else:
+                keep.append(r)
+        self._buf = keep
+        if rewind:
+            for tp, off in first.items():
+                self._c.seek(tp, off)
+
+    def _forget(self, tps: Iterable[streamlog.TopicPartition]) -> None:
+        tps = set(tps)
+        self._unbuffer(tps, rewind=False)
+        for tp in tps:
+            self._pos.pop(tp, None)
+            self._stored.pop(tp, None)
+            self._committed_stored.pop(tp, None)
+            self._eof_sent.discard(tp)
+
+    def _message(self, r: streamlog.ConsumerRecord) -> Message:
+        tp = STP(r.topic, r.partition)
+        self._pos[tp] = r.offset + 1
+        self._eof_sent.discard(tp)
+        if self._auto_store:
+            self._stored[tp] = (r.offset + 1, "")
+        return Message(r.topic, r.partition, r.offset, r.key, r.value,
+                       list(r.headers) if r.headers else None, None,
+                       (TIMESTAMP_CREATE_TIME, r.timestamp))
+
+    def _fetch(self, timeout_s: float) -> Message | None:
+        try:
+            # (a float, or inf for no limit: streamlog's poll takes any number)
+            wait_ms: Any = timeout_s * 1000
+            batches = self._c.poll(timeout_ms=wait_ms)
+        except streamlog.OffsetOutOfRangeError as e:
+            err = KafkaError(KafkaError._AUTO_OFFSET_RESET, str(e))
+            return Message(None, None, None, error=err)
+        except streamlog.StreamlogError as e:
+            if isinstance(e, (streamlog.CommitFailedError, streamlog.GroupError)):
+                return Message(None, None, None, error=error_from(e))
+            raise KafkaException(error_from(e)) from e
+        for records in batches.values():
+            self._buf.extend(records)
+        return self._message(self._buf.popleft()) if self._buf else None
+
+    def _eof_event(self) -> Message | None:
+        buffered = {(r.topic, r.partition) for r in self._buf}
+        paused = self._c.paused()
+        for tp in sorted(self._c.assignment()):
+            if tp in self._eof_sent or tp in paused or tp in buffered:
+                continue
+            try:
+                pos = self._c.position(tp)
+                end = self._c.end_offsets([tp])[tp]
+            except streamlog.StreamlogError:
+                continue
+            if pos >= end:
+                self._eof_sent.add(tp)
+                err = KafkaError(
+                    KafkaError._PARTITION_EOF,
+                    f"Fetch from broker 0 reached end of partition at offset {pos} "
+                    f"(HighwaterMark {end})",
+                )
+                return Message(tp.topic, tp.partition, pos, error=err)
+        return None
+
+    def _maybe_auto_commit(self) -> None:
+        if self._auto_commit and time.monotonic() >= self._next_commit:
+            self._next_commit = time.monotonic() + self._interval
+            self._commit_stored(None, sync=False, quiet=True)
+
+    def _commit_stored(self, tps: Iterable[streamlog.TopicPartition] | None, *, sync: bool,
+                       quiet: bool) -> list[TopicPartition] | None:
+        assigned = self._c.assignment()
+        chosen = set(tps) if tps is not None else assigned
+        offsets = {
+            tp: streamlog.OffsetAndMetadata(off, md)
+            for tp, (off, md) in self._stored.items()
+            if tp in chosen and (not quiet or self._committed_stored.get(tp) != off)
+        }
+        if not offsets:
+            if quiet:
+                return None
+            raise KafkaException(KafkaError(KafkaError._NO_OFFSET))
+        return self._commit(offsets, sync=sync, quiet=quiet)
+
+    def _commit(self, offsets: dict[streamlog.TopicPartition, streamlog.OffsetAndMetadata], *,
+                sync: bool, quiet: bool = False) -> list[TopicPartition] | None:
+        out = [TopicPartition(tp.topic, tp.partition, om.offset, om.metadata or None)
+               for tp, om in sorted(offsets.items())]
+        if sync:
+            try:
+                self._c.commit(offsets)
+            except streamlog.StreamlogError as e:
+                if quiet:
+                    return None
+                raise KafkaException(error_from(e)) from e
+            for tp, om in offsets.items():
+                self._committed_stored[tp] = om.offset
+            if self._on_commit is not None:
+                self._on_commit(None, out)
+            return out
+
+        def done(_offsets: object, exc: BaseException | None) -> None:
+            if exc is None:
+                for tp, om in offsets.items():
+                    self._committed_stored[tp] = om.offset
+            if self._on_commit is not None:
+                self._on_commit(None if exc is None else error_from(exc), out)
+
+        try:
+            self._c.commit_async(offsets, done)
+        except streamlog.StreamlogError as e:
+            if not quiet:
+                raise KafkaException(error_from(e)) from e
+        return None
+
+    # ----------------------------------------------------------------- subscription
+    def subscribe(
+        self,
+        topics: list[str],
+        on_assign: RebalanceCallback | None = None,
+        on_revoke: RebalanceCallback | None = None,
+        on_lost: RebalanceCallback | None = None,
+    ) -> None:
+        """Join the group for ``topics`` (a leading ``^`` makes a regex)."""
+        self._check()
+        if isinstance(topics, str) or not isinstance(topics, (list, tuple)):
+            raise TypeError("expected list of topic unicode strings")
+        for cb in (on_assign, on_revoke, on_lost):
+            if cb is not None and not callable(cb):
+                raise TypeError("expected callable rebalance callbacks")
+        plain = [t for t in topics if not t.startswith("^")]
+        regexes = [t[1:] for t in topics if t.startswith("^")]
+        for t in plain:
+            try:
+                exists = ensure_topic(self._log, t)
+            except streamlog.InvalidTopicError as e:
+                raise KafkaException(error_from(e)) from e
+            if not exists:
+                err = KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART,
+                                 f"Subscribed topic not available: {t}: "
+                                 "Broker: Unknown topic or partition")
+                self._errors.append(Message(t, None, None, error=err))
+        listener = _Listener(self, on_assign, on_revoke, on_lost)
+        if self._c.subscription() or self._c.assignment():
+            self._c.unsubscribe()
+        self._forget(list(self._pos) + [STP(r.topic, r.partition) for r in self._buf])
+        if regexes:
+            pattern = "|".join([*(re.escape(t) for t in plain), *regexes])
+            self._call(lambda: self._c.subscribe(pattern=pattern, listener=listener))
+        else:
+            self._call(lambda: self._c.subscribe(plain, listener=listener))
+
+    def unsubscribe(self) -> None:
+        self._check()
+        self._call(self._c.unsubscribe)
+        self._forget(list(self._pos) + [STP(r.topic, r.partition) for r in self._buf])
+
+    def _apply_offsets(self, partitions: Iterable[TopicPartition]) -> None:
+        for tp in partitions:
+            stp = _stp(tp)
+            self._eof_sent.discard(stp)
+            if tp.offset == OFFSET_BEGINNING:
+                self._call(lambda s=stp: self._c.seek_to_beginning(s))  # type: ignore[misc]
+            elif tp.offset == OFFSET_END:
+                self._call(lambda s=stp: self._c.seek_to_end(s))  # type: ignore[misc]
+            elif tp.offset >= 0:
+                self._call(lambda s=stp, o=tp.offset: self._c.seek(s, o))  # type: ignore[misc]
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        """Read exactly ``partitions``, from each one's ``.offset`` when it is set (else
+        the committed offset, else ``auto.offset.reset``). Inside ``on_assign``: accept
+        the group's assignment with those start offsets."""
+        self._check()
+        tps = list(partitions)
+        if not self._in_rebalance:
+            old = self._c.assignment()
+            self._forget(old)
+            self._call(lambda: self._c.assign([_stp(tp) for tp in tps]))
+        self._apply_offsets(tps)
+
+    def incremental_assign(self, partitions: list[TopicPartition]) -> None:
+        self._check()
+        tps = list(partitions)
+        if not self._in_rebalance:
+            current = self._c.assignment()
+            self._call(lambda: self._c.assign(sorted(current | {_stp(tp) for tp in tps})))
+        self._apply_offsets(tps)
+
+    def incremental_unassign(self, partitions: list[TopicPartition]) -> None:
+        self._check()
+        drop = {_stp(tp) for tp in partitions}
+        if not self._in_rebalance:
+            current = self._c.assignment()
+            self._call(lambda: self._c.assign(sorted(current - drop)))
+            self._forget(drop)
+
+    def unassign(self) -> None:
+        self._check()
+        if not self._in_rebalance:
+            old = self._c.assignment()
+            if self._c.subscription():
+                return
+            self._call(lambda: self._c.assign([]))
+            self._forget(old)
+
+    def assignment(self) -> list[TopicPartition]:
+        self._check()
+        return [TopicPartition(t, p) for t, p in sorted(self._c.assignment())]
+
+    # ----------------------------------------------------------------- consuming
+    def poll(self, timeout: float | None = None) -> Message | None:
+        """One message (check ``msg.error()`` first), or None after ``timeout``
+        seconds (None or -1: wait forever)."""
+        self._check()
+        wait = _seconds(timeout)
+        self._maybe_auto_commit()
+        if self._errors:
+            return self._errors.popleft()
+        if self._buf:
+            return self._message(self._buf.popleft())
+        msg = self._fetch(0)
+        if msg is not None:
+            return msg
+        if self._eof:
+            ev = self._eof_event()
+            if ev is not None:
+                return ev
+        if wait == 0:
+            return None
+        msg = self._fetch(float("inf") if wait is None else wait)
+        if msg is None and self._eof:
+            return self._eof_event()
+        return msg
+
+    def consume(self, num_messages: int = 1, timeout: float | None = -1) -> list[Message]:
+        """Up to ``num_messages`` messages; waits until that many arrived or ``timeout``
+        seconds (-1: forever) passed, as librdkafka's batch consume."""
+        self._check()
+        if isinstance(num_messages, bool) or not isinstance(num_messages, int) or not (
+            0 <= num_messages <= 1000000
+        ):
+            raise ValueError("num_messages must be between 0 and 1000000 (1M)")
+        wait = _seconds(timeout)
+        deadline = None if wait is None else time.monotonic() + wait
+        out: list[Message] = []
+        while len(out) < num_messages:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            msg = self.poll(left)
+            if msg is not None:
+                out.append(msg)
+            elif left is not None and time.monotonic() >= (deadline or 0):
+                break
+        return out
+
+    # ----------------------------------------------------------------- offsets
+    def commit(self, message: Message | None = None, offsets: list[TopicPartition] | None = None,
+               asynchronous: bool = True) -> list[TopicPartition] | None:
+        """Commit ``message.offset() + 1``, or ``offsets``, or the stored offsets of the
+        assignment. Synchronous commits return the committed partitions."""
+        self._check()
+        if message is not None and offsets is not None:
+            raise ValueError("Commit: message and offsets are mutually exclusive")
+        if message is not None:
+            if message.error() is not None or message.topic() is None:
+                raise KafkaException(KafkaError(KafkaError._INVALID_ARG))
+            stp = STP(str(message.topic()), int(message.partition() or 0))
+            return self._commit({stp: streamlog.OffsetAndMetadata(int(message.offset() or 0) + 1)},
+                                sync=not asynchronous)
+        if offsets is not None:
+            checked = {_stp(tp): streamlog.OffsetAndMetadata(tp.offset, tp.metadata or "")
+                       for tp in offsets}
+            return self._commit(checked, sync=not asynchronous)
+        return self._commit_stored(None, sync=not asynchronous, quiet=False)
+
+    def store_offsets(self, message: Message | None = None,
+                      offsets: list[TopicPartition] | None = None) -> None:
+        """Store the offset to commit (``message.offset() + 1``, or each ``.offset``);
+        needs ``enable.auto.offset.store=false``."""
+        self._check()
+        if self._auto_store:
+            raise _invalid("Operation not valid when enable.auto.offset.store=true")
+        if (message is None) == (offsets is None):
+            raise ValueError("expected either message or offsets")
+        assigned = self._c.assignment()
+        if message is not None:
+            stp = STP(str(message.topic()), int(message.partition() or 0))
+            pairs = [(stp, int(message.offset() or 0) + 1, "")]
+        else:
+            pairs = [(_stp(tp), tp.offset, tp.metadata or "") for tp in offsets or []]
+        for stp, off, md in pairs:
+            if stp not in assigned:
+                raise KafkaException(KafkaError(KafkaError._STATE))
+            self._stored[stp] = (off, md)
+
+    def committed(self, partitions: list[TopicPartition], timeout: float | None = None
+                  ) -> list[TopicPartition]:
+        self._check()
+        out = []
+        for tp in partitions:
+            stp = _stp(tp)
+            off = self._call(lambda s=stp: self._c.committed(s))  # type: ignore[misc]
+            out.append(TopicPartition(tp.topic, tp.partition,
+                                      OFFSET_INVALID if off is None else off))
+        return out
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """The offset after the last message returned per partition (OFFSET_INVALID if
+        none yet)."""
+        self._check()
+        return [TopicPartition(tp.topic, tp.partition, self._pos.get(_stp(tp), OFFSET_INVALID))
+                for tp in partitions]
+
+    def get_watermark_offsets(self, partition: TopicPartition, timeout: float | None = None,
+                              cached: bool = False) -> tuple[int, int]:
+        self._check()
+        try:
+            plog = self._log.partition(partition.topic, partition.partition)
+        except (streamlog.UnknownTopicError, streamlog.UnknownPartitionError) as e:
+            raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, str(e))) from e
+        return plog.log_start_offset, plog.end_offset
+
+    def offsets_for_times(self, partitions: list[TopicPartition], timeout: float | None = None
+                          ) -> list[TopicPartition]:
+        self._check()
+        query = {_stp(tp): tp.offset for tp in partitions}
+        found = self._call(lambda: self._c.offsets_for_times(query))
+        return [TopicPartition(tp.topic, tp.partition,
+                               OFFSET_END if found[tp] is None else found[tp].offset)
+                for tp in query]
+
+    def seek(self, partition: TopicPartition) -> None:
+        """Read ``partition`` (assigned) from its ``.offset`` at the next poll."""
+        self._check()
+        stp = _stp(partition)
+        if stp not in self._c.assignment():
+            raise KafkaException(KafkaError(KafkaError._UNKNOWN_PARTITION))
+        self._unbuffer([stp], rewind=False)
+        self._apply_offsets([partition])
+        if partition.offset >= 0:
+            self._pos[stp] = partition.offset
+
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        self._check()
+        stps = [_stp(tp) for tp in partitions]
+        self._unbuffer(stps, rewind=True)
+        self._call(lambda: self._c.pause(*stps))
+
+    def resume(self, partitions: list[TopicPartition]) -> None:
+        self._check()
+        stps = [_stp(tp) for tp in partitions]
+        self._call(lambda: self._c.resume(*stps))
+
+    # ----------------------------------------------------------------- metadata, lifecycle
+    def consumer_group_metadata(self) -> streamlog.ConsumerGroupMetadata:
+        self._check()
+        return self._c.group_metadata()
+
+    def memberid(self) -> str | None:
+        self._check()
+        return self._c.group_metadata().member_id or None
+
+    def list_topics(self, topic: str | None = None, timeout: float | None = -1
+                    ) -> ClusterMetadata:
+        self._check()
+        return cluster_metadata(self._log, topic)
+
+    def close(self) -> None:
+        """Commit the stored offsets (with ``enable.auto.commit``), leave the group."""
+        if self._closed:
+            return
+        try:
+            if self._auto_commit and self._stored:
+                self._commit_stored(None, sync=True, quiet=True)
+            self._c.close()
+        finally:
+            self._closed = True
+            unregister(self)
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

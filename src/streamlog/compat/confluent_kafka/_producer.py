@@ -1,0 +1,366 @@
+"""confluent-kafka's ``Producer`` over a streamlog producer.
+
+Delivery callbacks run only inside ``poll()``/``flush()`` (and the transactional calls
+that flush), in the calling thread, as librdkafka serves them.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
+from typing import Any
+
+import streamlog
+from streamlog.clients._partitioner import murmur2_partition
+
+from ._config import Conf, parse
+from ._handle import ensure_topic, log_handle, register, unregister
+from ._metadata import ClusterMetadata, cluster_metadata
+from ._types import (
+    TIMESTAMP_CREATE_TIME,
+    Headers,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+    error_from,
+)
+
+__all__ = ["Producer"]
+
+DeliveryCallback = Callable[[KafkaError | None, Message], Any]
+_Report = tuple[DeliveryCallback | None, KafkaError | None, Message]
+
+
+def _seconds(timeout: float | None) -> float | None:
+    """confluent's timeouts: float seconds, None or negative = infinite."""
+    if timeout is None:
+        return None
+    t = float(timeout)
+    if math.isnan(t):
+        raise ValueError("timeout must not be NaN")
+    return None if t < 0 or math.isinf(t) else t
+
+
+def _ms(timeout: float | None) -> int | None:
+    t = _seconds(timeout)
+    return None if t is None else int(t * 1000)
+
+
+def _to_bytes(what: str, v: object) -> bytes | None:
+    if v is None or isinstance(v, bytes):
+        return v
+    if isinstance(v, str):
+        return v.encode()
+    if isinstance(v, (bytearray, memoryview)):
+        return bytes(v)
+    raise TypeError(f"expected {what} to be bytes or str, not {type(v).__name__}")
+
+
+def headers_in(headers: object) -> list[tuple[str, bytes | None]] | None:
+    """confluent's headers: a dict or a list of ``(str, bytes|str|None)`` pairs."""
+    if headers is None:
+        return None
+    items: Iterable[Any] = headers.items() if isinstance(headers, Mapping) else headers  # type: ignore[assignment]
+    out: list[tuple[str, bytes | None]] = []
+    for item in items:
+        if not isinstance(item, tuple) or len(item) != 2 or not isinstance(item[0], str):
+            raise TypeError("headers must be a dict or a list of (str, value) tuples")
+        out.append((item[0], _to_bytes("header value", item[1])))
+    return out or None
+
+
+def _partitioner(name: str) -> str | Callable[..., int]:
+    """librdkafka's ``partitioner`` values as streamlog partitioners."""
+    if name in ("consistent_random", "crc32"):
+        return "crc32"
+    if name == "murmur2_random":
+        return "murmur2"
+    if name == "random":
+        return lambda key, all_p, avail: random.choice(avail or all_p)
+    if name == "consistent":
+        import zlib  # noqa: PLC0415
+
+        return lambda key, all_p, avail: zlib.crc32(key or b"") % len(all_p)
+    if name == "murmur2":  # a null key hashes as the empty key
+        return lambda key, all_p, avail: murmur2_partition(key or b"", len(all_p))
+    raise KafkaException(KafkaError(
+        KafkaError._INVALID_ARG,
+        f'Invalid value "{name}" for configuration property "partitioner" '
+        "(streamlog supports consistent_random, consistent, murmur2, murmur2_random, random)",
+    ))
+
+
+def producer_kwargs(conf: Conf) -> dict[str, Any]:
+    """streamlog producer config for a librdkafka producer config."""
+    acks = conf.get("acks", "request.required.acks", default=-1)
+    acks_map: dict[object, int | str] = {-1: "all", "-1": "all", "all": "all", 0: 0, "0": 0,
+                                         1: 1, "1": 1}
+    if acks not in acks_map:
+        raise KafkaException(KafkaError(
+            KafkaError._INVALID_ARG,
+            f'Invalid value "{acks}" for configuration property "acks"',
+        ))
+    kw: dict[str, Any] = {
+        "acks": acks_map[acks],
+        "partitioner": _partitioner(str(conf.get("partitioner", default="consistent_random"))),
+        "linger_ms": conf.get_int("linger.ms", "queue.buffering.max.ms", default=5, high=900000),
+        "batch_size": conf.get_int("batch.size", default=1000000, low=1),
+        "max_request_size": conf.get_int("message.max.bytes", default=1000000, low=1000,
+                                     high=1000000000),
+        "buffer_memory": conf.get_int("queue.buffering.max.kbytes", default=1048576, low=1) * 1024,
+    }
+    codec = conf.get_str("compression.type", "compression.codec", default="none")
+    if codec == "zstd":
+        kw["compression_type"] = "zstd"
+    elif codec not in ("none", "gzip", "snappy", "lz4", "inherit"):
+        raise KafkaException(KafkaError(
+            KafkaError._INVALID_ARG,
+            f'Invalid value "{codec}" for configuration property "compression.type"',
+        ))
+    client_id = conf.get_str("client.id")
+    if client_id:
+        kw["client_id"] = client_id
+    txn_id = conf.get_str("transactional.id")
+    if txn_id:
+        kw["transactional_id"] = txn_id
+        kw["acks"] = "all"
+        kw["transaction_timeout_ms"] = conf.get_int("transaction.timeout.ms", default=60000,
+                                                low=1000)
+    elif conf.get_bool("enable.idempotence", False):
+        kw["enable_idempotence"] = True
+        kw["acks"] = "all"
+    return kw
+
+
+class Producer:
+    """confluent-kafka's ``Producer(config)`` writing to the installed data directory."""
+
+    def __init__(self, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        conf = parse({**(config or {}), **kwargs}, "producer")
+        kw = producer_kwargs(conf)
+        self._max_messages = conf.get_int("queue.buffering.max.messages", default=100000, low=0,
+                                      high=2147483647)
+        self._default_cb: DeliveryCallback | None = (
+            conf.callback("on_delivery") or conf.callback("dr_msg_cb") or conf.callback("dr_cb")
+        )
+        self._only_error = conf.get_bool("delivery.report.only.error", False)
+        self._log = log_handle()
+        try:
+            self._p = self._log.producer(**kw)
+        except streamlog.ConfigError as e:
+            raise KafkaException(error_from(e)) from e
+        self._cv = threading.Condition()
+        self._reports: collections.deque[_Report] = collections.deque()
+        self._outstanding = 0  # produced, report not served yet (librdkafka's outq_len)
+        self._known: dict[str, int] = {}
+        register(self)  # uninstall() closes it
+
+    # ----------------------------------------------------------------- produce
+    def produce(
+        self,
+        topic: str,
+        value: Any = None,
+        key: Any = None,
+        partition: int = -1,
+        callback: DeliveryCallback | None = None,
+        on_delivery: DeliveryCallback | None = None,
+        timestamp: int = 0,
+        headers: Any = None,
+    ) -> None:
+        """Queue a message; its delivery report is served by a later ``poll``/``flush``.
+
+        :raises BufferError: ``queue.buffering.max.messages`` messages await delivery.
+        :raises KafkaException: unknown partition (``_UNKNOWN_PARTITION``), message too
+            large (``MSG_SIZE_TOO_LARGE``), or transactional misuse (``_STATE``).
+        """
+        if not isinstance(topic, str):
+            raise TypeError("topic must be a str")
+        cb = on_delivery if on_delivery is not None else callback
+        if cb is None:
+            cb = self._default_cb
+        if cb is not None and not callable(cb):
+            raise TypeError("on_delivery must be callable")
+        vbytes = _to_bytes("value", value)
+        kbytes = _to_bytes("key", key)
+        hdrs = headers_in(headers)
+        if self._outstanding >= self._max_messages:
+            raise BufferError(KafkaError(KafkaError._QUEUE_FULL).str())
+        count = self._known.get(topic)
+        if count is None:
+            try:
+                exists = ensure_topic(self._log, topic)
+            except streamlog.InvalidTopicError as e:
+                raise KafkaException(error_from(e)) from e
+            if not exists:
+                self._report_now(cb, KafkaError(KafkaError._UNKNOWN_TOPIC),
+                                 topic, partition, kbytes, vbytes, hdrs)
+                return
+            count = self._known[topic] = len(self._p.partitions_for(topic))
+        if partition != -1 and (
+            isinstance(partition, bool) or not isinstance(partition, int)
+            or not 0 <= partition < count
+        ):
+            count = self._known[topic] = len(self._p.partitions_for(topic))
+            if not isinstance(partition, int) or not 0 <= partition < count:
+                raise KafkaException(KafkaError(KafkaError._UNKNOWN_PARTITION))
+        try:
+            fut = self._p.send(
+                topic, vbytes, kbytes,
+                partition=None if partition == -1 else partition,
+                timestamp_ms=timestamp or None,
+                headers=hdrs,
+            )
+        except (streamlog.IllegalStateError, streamlog.ClosedError,
+                streamlog.TransactionError) as e:
+            raise KafkaException(error_from(e)) from e
+        with self._cv:
+            self._outstanding += 1
+        sent = time.monotonic()
+
+        def done(f: Future[Any]) -> None:
+            exc = f.exception()
+            if exc is None:
+                md = f.result()
+                msg = Message(topic, md.partition, md.offset, kbytes, vbytes, hdrs, None,
+                              (TIMESTAMP_CREATE_TIME, md.timestamp), time.monotonic() - sent)
+                err = None
+            else:
+                err = error_from(exc)
+                msg = Message(topic, partition, -1001, kbytes, vbytes, hdrs, err)
+            with self._cv:
+                self._reports.append((cb, err, msg))
+                self._cv.notify_all()
+
+        fut.add_done_callback(done)
+
+    def _report_now(
+        self, cb: DeliveryCallback | None, err: KafkaError, topic: str, partition: int,
+        key: bytes | None, value: bytes | None, headers: Headers | None,
+    ) -> None:
+        with self._cv:
+            self._outstanding += 1
+            self._reports.append((cb, err, Message(topic, partition, -1001, key, value,
+                                                   headers, err)))
+            self._cv.notify_all()
+
+    # ----------------------------------------------------------------- poll/flush
+    def _serve(self) -> int:
+        served = 0
+        while True:
+            with self._cv:
+                if not self._reports:
+                    return served
+                cb, err, msg = self._reports.popleft()
+                self._outstanding -= 1
+            served += 1
+            if cb is not None and not (self._only_error and err is None):
+                cb(err, msg)
+
+    def poll(self, timeout: float | None = -1) -> int:
+        """Serve delivery reports; waits up to ``timeout`` seconds (None/-1: forever)
+        for the first one. Returns the number served."""
+        wait = _seconds(timeout)
+        served = self._serve()
+        if served or wait == 0:
+            return served
+        deadline = None if wait is None else time.monotonic() + wait
+        with self._cv:
+            while not self._reports:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                self._cv.wait(left)
+        return self._serve()
+
+    def flush(self, timeout: float | None = -1) -> int:
+        """Write every queued message and serve all delivery reports; returns the number
+        of messages still awaiting delivery (0 unless ``timeout`` ran out)."""
+        wait = _seconds(timeout)
+        deadline = None if wait is None else time.monotonic() + wait
+        try:
+            self._p.flush(None if wait is None else int(wait * 1000))
+        except streamlog.KafkaTimeoutError:
+            pass
+        while True:
+            self._serve()
+            with self._cv:
+                if self._outstanding == 0:
+                    return 0
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return self._outstanding
+                if not self._reports:
+                    self._cv.wait(0.05 if left is None else min(left, 0.05))
+
+    def __len__(self) -> int:
+        return self._outstanding
+
+    def __bool__(self) -> bool:  # ``if producer:`` must not depend on the queue length
+        return True
+
+    def purge(self, in_queue: bool = True, in_flight: bool = True, blocking: bool = True) -> None:
+        """Emulated: streamlog writes queued messages within ``linger.ms`` and cannot
+        take them back, so nothing is purged; their delivery reports arrive as usual."""
+        self._p.flush(None)
+
+    def list_topics(self, topic: str | None = None, timeout: float | None = -1) -> ClusterMetadata:
+        return cluster_metadata(self._log, topic)
+
+    # ----------------------------------------------------------------- transactions
+    def _txn(self, fn: Callable[[], None], flush: bool = False) -> None:
+        try:
+            fn()
+        except streamlog.StreamlogError as e:
+            raise KafkaException(error_from(e)) from e
+        finally:
+            if flush:
+                self._serve()
+
+    def init_transactions(self, timeout: float | None = None) -> None:
+        self._txn(lambda: self._p.init_transactions(_ms(timeout)))
+
+    def begin_transaction(self) -> None:
+        self._txn(self._p.begin_transaction)
+
+    def send_offsets_to_transaction(
+        self, positions: Iterable[TopicPartition], group_metadata: object,
+        timeout: float | None = None,
+    ) -> None:
+        offsets = {
+            streamlog.TopicPartition(tp.topic, tp.partition):
+                streamlog.OffsetAndMetadata(tp.offset, tp.metadata or "")
+            for tp in positions
+        }
+        if not isinstance(group_metadata, (streamlog.ConsumerGroupMetadata, str)):
+            raise TypeError("group_metadata must be consumer.consumer_group_metadata()")
+        self._txn(lambda: self._p.send_offsets_to_transaction(offsets, group_metadata))
+
+    def commit_transaction(self, timeout: float | None = None) -> None:
+        self._txn(lambda: self._p.commit_transaction(_ms(timeout)), flush=True)
+
+    def abort_transaction(self, timeout: float | None = None) -> None:
+        self._txn(lambda: self._p.abort_transaction(_ms(timeout)), flush=True)
+
+    def set_sasl_credentials(self, username: str, password: str) -> None:
+        """Accepted and ignored (no network)."""
+
+    def close(self, timeout: float | None = -1) -> int:
+        """Not in confluent-kafka (its producer is closed when collected): flush, then
+        stop. ``uninstall()`` calls it with no timeout. Returns what was left undelivered."""
+        left = self.flush(timeout)
+        self._p.close(0)
+        unregister(self)
+        return left
+
+    def __del__(self) -> None:
+        p = getattr(self, "_p", None)
+        if p is not None:
+            with contextlib.suppress(Exception):  # (at interpreter shutdown)
+                p.close(0)

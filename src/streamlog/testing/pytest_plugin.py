@@ -1,0 +1,58 @@
+"""pytest fixtures for streamlog, loaded by pytest through the ``pytest11`` entry point.
+
+- ``kafka_cluster``: ``streamlog.compat.install()`` for one test, on a fresh data
+  directory under ``tmp_path``: ``import kafka`` / ``import confluent_kafka`` inside the
+  test reach streamlog's shims. The fixture's value has ``.bootstrap_servers`` (a
+  placeholder string for client configs), ``.log`` (the ``streamlog.Log``) and ``.path``.
+  Uninstalled, and every client made through the shims closed, after the test.
+- ``streamlog_log``: a ``streamlog.Log`` open on a fresh data directory, closed after
+  the test.
+
+Both cost a few milliseconds of setup (``benchmarks/bench_fixture.py``). Nothing is
+imported from streamlog until a fixture is used, so the plugin costs nothing to test
+suites that do not use it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    import streamlog
+
+__all__ = ["KafkaCluster", "kafka_cluster", "streamlog_log"]
+
+
+@dataclass(frozen=True)
+class KafkaCluster:
+    """What ``kafka_cluster`` gives a test."""
+
+    bootstrap_servers: str
+    log: streamlog.Log
+    path: str
+
+
+@pytest.fixture
+def kafka_cluster(tmp_path: os.PathLike[str]) -> Iterator[KafkaCluster]:
+    """The Kafka client shims installed over a fresh data directory for one test."""
+    import streamlog.compat  # noqa: PLC0415 (lazy: only tests that use it pay for it)
+
+    inst = streamlog.compat.install(os.path.join(os.fspath(tmp_path), "kafka-cluster"))
+    try:
+        yield KafkaCluster(inst.bootstrap_servers, inst.log, inst.path)
+    finally:
+        streamlog.compat.uninstall()
+
+
+@pytest.fixture
+def streamlog_log(tmp_path: os.PathLike[str]) -> Iterator[streamlog.Log]:
+    """A ``streamlog.Log`` open on a fresh data directory, closed after the test."""
+    import streamlog  # noqa: PLC0415
+
+    with streamlog.open(os.path.join(os.fspath(tmp_path), "streamlog-data")) as log:
+        yield log
