@@ -23,6 +23,7 @@ from ._fs import (
     name_to_offset,
     offset_to_name,
 )
+from ._keyindex import INDEX_FILE, verify_index
 from .coordination._catalog import TopicCatalog
 from .errors import (
     DataDirectoryError,
@@ -33,6 +34,7 @@ from .errors import (
 )
 from .storage._codec import RecordBatch
 from .storage._datadir import FORMAT_FILE, DataDir, read_json
+from .storage._partition import PartitionLog
 from .storage._segment import Segment
 
 __all__ = ["CheckReport", "Problem", "check"]
@@ -52,7 +54,8 @@ class Problem:
     has no seal), ``metadata`` (an unreadable metadata file), ``format``,
     ``compacted-batch`` (a
     batch the cleaner shrank whose record offsets are not increasing within the
-    batch's range).
+    batch's range), ``key-index`` (an event store's key index disagrees with its
+    log; the store rebuilds it when it notices).
 
     Compacted segments are otherwise ordinary: gaps between batches and inside
     them (fewer records than offsets) are not problems."""
@@ -191,6 +194,25 @@ def _check_partition(pdir: str, config: TopicConfig, report: CheckReport) -> Non
             report.problems.append(Problem("format", seg.path, None, str(e)))
         finally:
             seg.close()
+    if INDEX_FILE in names:
+        _check_key_index(pdir, config, report)
+
+
+def _check_key_index(pdir: str, config: TopicConfig, report: CheckReport) -> None:
+    """An event store's key index against its log: derived data (rebuilt when found
+    wrong), so a difference is reported, not fatal."""
+    full = os.path.join(pdir, INDEX_FILE)
+    try:
+        plog = PartitionLog(pdir, config, writable=False)
+    except StorageError:
+        return  # (the log's own problems are reported above)
+    try:
+        for message in verify_index(pdir, plog):
+            report.problems.append(Problem("key-index", full, None, message))
+    except StorageError as e:
+        report.problems.append(Problem("key-index", full, None, str(e)))
+    finally:
+        plog.close()
 
 
 def _check_segment(seg: Segment, is_last: bool, report: CheckReport) -> None:

@@ -129,10 +129,15 @@ def test_check_index_finds_a_wrong_row(log: streamlog.Log) -> None:
     store.flush_index()
     assert store.check_index() == []
     db = sqlite3.connect(os.path.join(log.partition("bank", 0).path, INDEX_FILE))
+    assert [p.kind for p in streamlog.check(log.path).problems] == []
     db.execute("UPDATE events SET offset = offset + 1 WHERE revision = 3")
     db.commit()
     db.close()
     assert store.check_index()
+    # streamlog.check reports it too (read-only, beside the log's own checks)
+    problems = streamlog.check(log.path).problems
+    assert [p.kind for p in problems] == ["key-index"]
+    assert problems[0].path.endswith(INDEX_FILE) and "stream b'a'" in problems[0].detail
 
 
 def test_index_behind_the_log_catches_up(log: streamlog.Log) -> None:
