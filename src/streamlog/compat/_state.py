@@ -16,6 +16,13 @@ here; every shim (kafka-python's in ``compat/kafka``, confluent-kafka's in
         # permit it; returns True if the topic exists afterwards, False if it does not
     _state.register(client)            # any object with close(): closed by uninstall()
     _state.unregister(client)          # call from the client's own close()
+    inst.take_fault("produce")         # the next injected Fault for that call, or None
+    _state.sync_pauses(inst, consumer, mine)
+        # pause/resume a streamlog consumer's partitions to match inst.pause()/resume()
+
+Fault injection (``inst.fail_next``, ``inst.force_rebalance``, ``inst.pause``,
+``inst.resume``; the ``kafka_cluster`` fixture delegates to them) is registered here
+and applied by each shim in its own client's form.
 
 It also holds the import hook: a meta path finder that maps ``kafka[.x]`` and
 ``confluent_kafka[.x]`` to ``streamlog.compat.kafka[.x]`` and
@@ -25,11 +32,13 @@ alias is first imported.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import re
 import sys
 import tempfile
 import threading
@@ -37,15 +46,21 @@ import types
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._fs import fs
 from .._log import Log
 from .._log import open as open_log
+from .._structs import TopicPartition
 from ..errors import StreamlogError, TopicExistsError
+
+if TYPE_CHECKING:
+    from ..clients._consumer import Consumer
 
 __all__ = [
     "ALIASES",
+    "FAULT_ERRORS",
+    "Fault",
     "Installation",
     "NoInstallationError",
     "activate",
@@ -55,6 +70,7 @@ __all__ = [
     "is_installed",
     "register",
     "remove_quietly",
+    "sync_pauses",
     "unregister",
 ]
 
@@ -68,6 +84,51 @@ class NoInstallationError(RuntimeError):
 
 class _Closable(Protocol):
     def close(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected error: Kafka's protocol name and code, and whether it is retriable."""
+
+    name: str
+    code: int
+    retriable: bool
+
+
+#: the errors ``fail_next`` can inject (Kafka protocol names and codes)
+FAULT_ERRORS: dict[str, Fault] = {
+    f.name: f
+    for f in (
+        Fault("LEADER_NOT_AVAILABLE", 5, True),
+        Fault("NOT_LEADER_FOR_PARTITION", 6, True),
+        Fault("REQUEST_TIMED_OUT", 7, True),
+        Fault("COORDINATOR_NOT_AVAILABLE", 15, True),
+        Fault("NOT_COORDINATOR", 16, True),
+        Fault("REBALANCE_IN_PROGRESS", 27, True),
+        Fault("TOPIC_AUTHORIZATION_FAILED", 29, False),
+        Fault("GROUP_AUTHORIZATION_FAILED", 30, False),
+        Fault("UNKNOWN_SERVER_ERROR", -1, False),
+    )
+}
+
+FAULT_OPERATIONS = ("produce", "commit")
+
+
+def _fault_name(error: str) -> str:
+    """``"NotLeaderForPartition"``, ``"NotLeaderForPartitionError"`` and
+    ``"NOT_LEADER_FOR_PARTITION"`` all name the same error."""
+    if not isinstance(error, str):
+        raise TypeError("error must be a Kafka error name (str)")
+    name = error
+    if not name.isupper():
+        if name.endswith("Error"):
+            name = name[: -len("Error")]
+        name = re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()
+    if name not in FAULT_ERRORS:
+        raise ValueError(
+            f"unknown error {error!r} for fail_next; one of: {', '.join(FAULT_ERRORS)}"
+        )
+    return name
 
 
 @dataclass(eq=False)
@@ -86,6 +147,66 @@ class Installation:
     _clients: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet, repr=False)
     _saved: dict[str, types.ModuleType] = field(default_factory=dict, repr=False)
     _finder: _ShimFinder | None = field(default=None, repr=False)
+    _faults: dict[str, collections.deque[Fault]] = field(
+        default_factory=lambda: {op: collections.deque() for op in FAULT_OPERATIONS},
+        repr=False,
+    )
+    _paused: set[TopicPartition] = field(default_factory=set, repr=False)
+    _fault_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    # ------------------------------------------------------------ fault injection
+    def fail_next(
+        self, operation: str, n: int = 1, error: str = "REQUEST_TIMED_OUT"
+    ) -> None:
+        """Make the next ``n`` ``operation`` calls (``"produce"``: a produce/send;
+        ``"commit"``: a consumer commit) of any shim client fail with ``error``
+        (a name of :data:`FAULT_ERRORS`, upper snake case or CamelCase). Queued
+        after faults already pending."""
+        if operation not in FAULT_OPERATIONS:
+            raise ValueError(f"operation must be one of {FAULT_OPERATIONS}, not {operation!r}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError("n must be an int >= 0")
+        fault = FAULT_ERRORS[_fault_name(error)]
+        with self._fault_lock:
+            self._faults[operation].extend([fault] * n)
+
+    def take_fault(self, operation: str) -> Fault | None:
+        """The fault the shims must apply to this ``operation`` call, or None (consumed)."""
+        with self._fault_lock:
+            pending = self._faults[operation]
+            return pending.popleft() if pending else None
+
+    def clear_faults(self) -> None:
+        """Drop pending ``fail_next`` faults and resume every paused partition."""
+        with self._fault_lock:
+            for pending in self._faults.values():
+                pending.clear()
+            self._paused.clear()
+
+    def force_rebalance(self, group_id: str) -> int:
+        """Make every subscribed shim consumer of ``group_id`` rejoin at its next poll
+        (a new generation: revoke/assign callbacks run as in a real rebalance).
+        Returns the number of consumers asked."""
+        asked = 0
+        for client in list(self._clients):
+            hook = getattr(client, "_sl_force_rebalance", None)
+            if hook is not None and hook(group_id):
+                asked += 1
+        return asked
+
+    def pause(self, topic: str, partition: int) -> None:
+        """Deliver nothing of ``topic``/``partition`` to any shim consumer until
+        :meth:`resume` (positions are kept; records wait)."""
+        with self._fault_lock:
+            self._paused.add(TopicPartition(topic, int(partition)))
+
+    def resume(self, topic: str, partition: int) -> None:
+        with self._fault_lock:
+            self._paused.discard(TopicPartition(topic, int(partition)))
+
+    def paused_partitions(self) -> set[TopicPartition]:
+        with self._fault_lock:
+            return set(self._paused)
 
     def __enter__(self) -> Installation:
         return self
@@ -132,6 +253,29 @@ def ensure_topic(inst: Installation, topic: str, *, allow: bool = True) -> bool:
     except TopicExistsError:  # another client or process won the race
         pass
     return True
+
+
+def sync_pauses(
+    inst: Installation, consumer: Consumer, mine: set[TopicPartition]
+) -> set[TopicPartition]:
+    """Pause ``consumer``'s (a streamlog consumer) assigned partitions that the
+    installation pauses, resume those it paused before and no longer does. ``mine``:
+    the partitions this helper paused on that consumer (updated in place). Returns
+    the partitions newly paused (the caller drops what it buffered of them)."""
+    wanted = inst.paused_partitions()
+    if not wanted and not mine:
+        return set()
+    assigned = consumer.assignment()
+    pause = (wanted & assigned) - mine - consumer.paused()  # (never take over a user's pause)
+    resume = {tp for tp in mine if tp not in wanted and tp in assigned}
+    mine.intersection_update(assigned)
+    if pause:
+        consumer.pause(*pause)
+        mine.update(pause)
+    if resume:
+        consumer.resume(*resume)
+        mine.difference_update(resume)
+    return pause
 
 
 def register(client: _Closable) -> None:

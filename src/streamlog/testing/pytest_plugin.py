@@ -5,6 +5,10 @@
   test reach streamlog's shims. The fixture's value has ``.bootstrap_servers`` (a
   placeholder string for client configs), ``.log`` (the ``streamlog.Log``) and ``.path``.
   Uninstalled, and every client made through the shims closed, after the test.
+  Fault injection, applied by both shims: ``fail_next(operation, n=1, error=...)``
+  (``"produce"``/``"commit"``), ``force_rebalance(group_id)``, ``pause(topic,
+  partition)`` / ``resume(topic, partition)``, ``clear_faults()`` (docs/compatibility.md,
+  "Fault injection").
 - ``streamlog_log``: a ``streamlog.Log`` open on a fresh data directory, closed after
   the test.
 
@@ -24,6 +28,7 @@ import pytest
 
 if TYPE_CHECKING:
     import streamlog
+    from streamlog.compat._state import Installation
 
 __all__ = ["KafkaCluster", "kafka_cluster", "streamlog_log"]
 
@@ -35,6 +40,26 @@ class KafkaCluster:
     bootstrap_servers: str
     log: streamlog.Log
     path: str
+    installation: Installation
+
+    def fail_next(self, operation: str, n: int = 1, error: str = "REQUEST_TIMED_OUT") -> None:
+        """Make the next ``n`` ``"produce"`` or ``"commit"`` calls fail with ``error``."""
+        self.installation.fail_next(operation, n, error)
+
+    def force_rebalance(self, group_id: str) -> int:
+        """Make the group's consumers rejoin at their next poll; returns how many."""
+        return self.installation.force_rebalance(group_id)
+
+    def pause(self, topic: str, partition: int) -> None:
+        """Polls return nothing of this partition until :meth:`resume`."""
+        self.installation.pause(topic, partition)
+
+    def resume(self, topic: str, partition: int) -> None:
+        self.installation.resume(topic, partition)
+
+    def clear_faults(self) -> None:
+        """Drop pending ``fail_next`` faults and resume every paused partition."""
+        self.installation.clear_faults()
 
 
 @pytest.fixture
@@ -44,7 +69,7 @@ def kafka_cluster(tmp_path: os.PathLike[str]) -> Iterator[KafkaCluster]:
 
     inst = streamlog.compat.install(os.path.join(os.fspath(tmp_path), "kafka-cluster"))
     try:
-        yield KafkaCluster(inst.bootstrap_servers, inst.log, inst.path)
+        yield KafkaCluster(inst.bootstrap_servers, inst.log, inst.path, inst)
     finally:
         streamlog.compat.uninstall()
 

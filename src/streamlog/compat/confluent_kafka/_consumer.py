@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import streamlog
+from streamlog.compat._state import sync_pauses
 
 from ._config import Conf, parse
-from ._handle import ensure_topic, log_handle, register, unregister
+from ._handle import ensure_topic, installation, log_handle, register, unregister
 from ._metadata import ClusterMetadata, cluster_metadata
 from ._producer import _seconds
 from ._types import (
@@ -148,6 +149,7 @@ class Consumer:
         self._eof = conf.get_bool("enable.partition.eof", False)
         self._interval = conf.get_int("auto.commit.interval.ms", default=5000) / 1000
         self._on_commit = conf.callback("on_commit")
+        self._group_id = kw["group_id"]
         self._log = log_handle()
         try:
             self._c = self._log.consumer(**kw)
@@ -160,6 +162,7 @@ class Consumer:
         self._eof_sent: set[streamlog.TopicPartition] = set()
         self._errors: collections.deque[Message] = collections.deque()
         self._in_rebalance = False
+        self._fault_paused: set[streamlog.TopicPartition] = set()
         self._closed = False
         self._next_commit = time.monotonic() + self._interval
         register(self)  # uninstall() closes it
@@ -227,6 +230,7 @@ class Consumer:
             raise KafkaException(error_from(e)) from e
         for records in batches.values():
             self._buf.extend(records)
+        self._sync_pauses()  # (a partition this poll's join assigned may be paused)
         return self._message(self._buf.popleft()) if self._buf else None
 
     def _eof_event(self) -> Message | None:
@@ -270,10 +274,37 @@ class Consumer:
             raise KafkaException(KafkaError(KafkaError._NO_OFFSET))
         return self._commit(offsets, sync=sync, quiet=quiet)
 
+    def _sync_pauses(self) -> None:
+        """Apply ``kafka_cluster.pause``/``resume`` (dropping what was buffered)."""
+        inst = installation(self._log)
+        if inst is None:
+            return
+        newly = self._call(lambda: sync_pauses(inst, self._c, self._fault_paused))
+        if newly:
+            self._unbuffer(newly, rewind=True)
+
+    def _sl_force_rebalance(self, group_id: str) -> bool:
+        """``Installation.force_rebalance``: rejoin at the next poll if subscribed to it."""
+        if self._closed or self._group_id != group_id or not self._c.subscription():
+            return False
+        self._call(self._c.enforce_rebalance)
+        return True
+
     def _commit(self, offsets: dict[streamlog.TopicPartition, streamlog.OffsetAndMetadata], *,
                 sync: bool, quiet: bool = False) -> list[TopicPartition] | None:
         out = [TopicPartition(tp.topic, tp.partition, om.offset, om.metadata or None)
                for tp, om in sorted(offsets.items())]
+        inst = installation(self._log)
+        fault = None if inst is None else inst.take_fault("commit")
+        if fault is not None:  # injected through kafka_cluster.fail_next
+            err = KafkaError(fault.code, retriable=fault.retriable)
+            if sync:
+                if quiet:
+                    return None
+                raise KafkaException(err)
+            if self._on_commit is not None:
+                self._on_commit(err, out)
+            return None
         if sync:
             try:
                 self._c.commit(offsets)
@@ -402,6 +433,7 @@ class Consumer:
         self._check()
         wait = _seconds(timeout)
         self._maybe_auto_commit()
+        self._sync_pauses()
         if self._errors:
             return self._errors.popleft()
         if self._buf:

@@ -11,7 +11,7 @@ import streamlog
 
 from .. import _state
 
-__all__ = ["ensure_topic", "log_handle", "register", "unregister"]
+__all__ = ["ensure_topic", "installation", "log_handle", "register", "unregister"]
 
 _lock = threading.Lock()
 _default: streamlog.Log | None = None
@@ -34,6 +34,16 @@ def log_handle() -> streamlog.Log:
             atexit.register(_state.remove_quietly, path)  # runs after the close below
             atexit.register(_default.close)
         return _default
+
+
+def installation(log: streamlog.Log) -> _state.Installation | None:
+    """The installation whose handle ``log`` is (its fault registry applies), or None
+    (the shim used without ``install()``, or uninstalled since)."""
+    try:
+        inst = _state.current()
+    except _state.NoInstallationError:
+        return None
+    return inst if inst.log is log else None
 
 
 def ensure_topic(log: streamlog.Log, topic: str) -> bool:

@@ -20,7 +20,7 @@ import streamlog
 from streamlog.clients._partitioner import murmur2_partition
 
 from ._config import Conf, parse
-from ._handle import ensure_topic, log_handle, register, unregister
+from ._handle import ensure_topic, installation, log_handle, register, unregister
 from ._metadata import ClusterMetadata, cluster_metadata
 from ._types import (
     TIMESTAMP_CREATE_TIME,
@@ -210,6 +210,12 @@ class Producer:
             count = self._known[topic] = len(self._p.partitions_for(topic))
             if not isinstance(partition, int) or not 0 <= partition < count:
                 raise KafkaException(KafkaError(KafkaError._UNKNOWN_PARTITION))
+        inst = installation(self._log)
+        fault = None if inst is None else inst.take_fault("produce")
+        if fault is not None:  # injected through kafka_cluster.fail_next
+            self._report_now(cb, KafkaError(fault.code, retriable=fault.retriable),
+                             topic, partition, kbytes, vbytes, hdrs)
+            return
         try:
             fut = self._p.send(
                 topic, vbytes, kbytes,

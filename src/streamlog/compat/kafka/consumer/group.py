@@ -159,6 +159,7 @@ class KafkaConsumer:
             self._consumer = self._inst.log.consumer(**kw)
         self._closed = False
         self._lock = threading.Lock()
+        self._fault_paused: set[TopicPartition] = set()
         self._ts_types: dict[str, int] = {}
         self._subscribed = False
         _state.register(self)
@@ -199,7 +200,13 @@ class KafkaConsumer:
         if self._closed:
             raise Errors.IllegalStateError("KafkaConsumer is closed")
         with converted():
+            _state.sync_pauses(self._inst, self._consumer, self._fault_paused)
             got = self._consumer.poll(timeout_ms, max_records)  # type: ignore[arg-type]
+            # a partition assigned by this poll's (re)join may be one kafka_cluster pauses
+            for tp in _state.sync_pauses(self._inst, self._consumer, self._fault_paused):
+                recs = got.pop(tp, None)
+                if recs:
+                    self._consumer.seek(tp, recs[0].offset)
         return {tp: [self._record(r) for r in recs] for tp, recs in got.items()}
 
     def __iter__(self) -> Iterator[ConsumerRecord]:
@@ -209,7 +216,15 @@ class KafkaConsumer:
         if self._closed:
             raise StopIteration
         try:
-            r = next(self._consumer)
+            while True:
+                _state.sync_pauses(self._inst, self._consumer, self._fault_paused)
+                r = next(self._consumer)
+                tp = TopicPartition(r.topic, r.partition)
+                if tp not in self._inst.paused_partitions():
+                    break
+                # assigned by this call's (re)join, paused by kafka_cluster: put it back
+                _state.sync_pauses(self._inst, self._consumer, self._fault_paused)
+                self._consumer.seek(tp, r.offset)
         except StopIteration:
             raise
         except Exception as e:
@@ -355,8 +370,22 @@ class KafkaConsumer:
         :raises CommitFailedError: the group rebalanced meanwhile.
         """
         self._need_group()
+        self._injected_commit_fault()
         with converted():
             self._consumer.commit(self._offsets(offsets))
+
+    def _injected_commit_fault(self) -> None:
+        fault = self._inst.take_fault("commit")
+        if fault is not None:  # injected through kafka_cluster.fail_next
+            raise Errors.for_code(fault.code)(f"injected fault: {fault.name}")
+
+    def _sl_force_rebalance(self, group_id: str) -> bool:
+        """``Installation.force_rebalance``: rejoin at the next poll if subscribed to it."""
+        if self._closed or not self._subscribed or self.config["group_id"] != group_id:
+            return False
+        with converted():
+            self._consumer.enforce_rebalance()
+        return True
 
     def commit_async(
         self,
@@ -372,6 +401,12 @@ class KafkaConsumer:
         if cb is not None:
             def wrapped(done: Any, exc: BaseException | None) -> None:
                 cb(done, None if exc is None else convert(exc))
+        try:
+            self._injected_commit_fault()
+        except Errors.KafkaError as e:
+            if wrapped is not None:
+                wrapped(offsets, e)
+            return
         with converted():
             self._consumer.commit_async(self._offsets(offsets), wrapped)
 

@@ -12,7 +12,7 @@ from .._convert import converted
 from ..partitioner.default import DefaultPartitioner
 from ..serializer import serialize
 from ..structs import OffsetAndMetadata, TopicPartition
-from .future import FutureRecordMetadata
+from .future import FutureRecordMetadata, failed
 
 __all__ = ["KafkaProducer"]
 
@@ -206,6 +206,10 @@ class KafkaProducer:
                 if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
                     raise AssertionError("headers must be a list of (str, bytes) tuples")
         self._ensure_topic(topic)
+        fault = self._inst.take_fault("produce")
+        if fault is not None:  # injected through kafka_cluster.fail_next
+            self._sent += 1
+            return failed(Errors.for_code(fault.code)(f"injected fault: {fault.name}"))
         with converted():
             inner = self._producer.send(
                 topic, value_bytes, key_bytes, partition=partition,
