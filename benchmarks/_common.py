@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
 import platform
 import subprocess
+import sys
+import time
+
+import streamlog
 
 
 def machine() -> str:
@@ -90,3 +95,33 @@ class Table:
 def status(ok: bool) -> str:
     """The status column of a row with a target."""
     return "met" if ok else "MISSED"
+
+
+def write_report(
+    title: str,
+    table: Table,
+    source: str,
+    t_start: float,
+    load_at_start: tuple[float, float, float],
+    out_path: str,
+) -> None:
+    """Print ``table`` under the run's header (machine, source, command, time, load) and
+    write the same text to ``out_path``."""
+    python = sys.executable
+    if python.startswith(os.getcwd() + os.sep):
+        python = os.path.relpath(python)
+    header = [
+        f"{title}, " + datetime.datetime.now().isoformat(timespec="seconds"),
+        f"machine: {machine()}",
+        f"streamlog {streamlog.__version__}, {source}",
+        f"command: {' '.join([python, *sys.argv])}",
+        f"total time {time.perf_counter() - t_start:.0f}s; load average (1 min) "
+        f"{load_at_start[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end",
+        "",
+    ]
+    text = "\n".join(header) + table.render() + "\n"
+    print(text)
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    with open(out_path, "w") as out:
+        out.write(text)
+    print(f"written to {out_path}", file=sys.stderr)

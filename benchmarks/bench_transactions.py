@@ -80,9 +80,9 @@ from collections.abc import Callable
 
 from _common import (  # benchmarks/ is on sys.path when run as a script
     Table,
-    machine,
     source_state,
     status,
+    write_report,
 )
 
 import streamlog
@@ -666,25 +666,9 @@ def main(argv: list[str] | None = None) -> int:
             status(median(ratio) >= TARGETS["scan_ratio"]),
         )
 
-    python = sys.executable
-    if python.startswith(os.getcwd() + os.sep):
-        python = os.path.relpath(python)
-    header = [
-        "streamlog transactions benchmark, "
-        + datetime.datetime.now().isoformat(timespec="seconds"),
-        f"machine: {machine()}",
-        f"streamlog {streamlog.__version__}, {source_at_start}",
-        f"command: {' '.join([python, *sys.argv])}",
-        f"total time {time.perf_counter() - t_start:.0f}s; load average (1 min) "
-        f"{load_at_start[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end",
-        "",
-    ]
-    text = "\n".join(header) + table.render() + "\n"
-    print(text)
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    with open(out_path, "w") as out:
-        out.write(text)
-    print(f"written to {out_path}", file=sys.stderr)
+    write_report(
+        "streamlog transactions benchmark", table, source_at_start, t_start, load_at_start, out_path
+    )
     return 0
 
 

@@ -2,30 +2,37 @@
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 __all__ = ["Deserializer", "Serializer"]
 
 
-class Serializer:
-    def __init__(self, **config: Any) -> None:
+class Serializer(abc.ABC):
+    """Subclass and define ``serialize`` (kafka-python's abstract base)."""
+
+    def __init__(self, **config: Any) -> None:  # noqa: B027 (an optional hook, as in kafka-python)
         pass
 
+    @abc.abstractmethod
     def serialize(self, topic: str, value: Any) -> bytes | None:
-        raise NotImplementedError
+        """The bytes of ``value`` for ``topic`` (None stays a null value)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (an optional hook, as in kafka-python)
         pass
 
 
-class Deserializer:
-    def __init__(self, **config: Any) -> None:
+class Deserializer(abc.ABC):
+    """Subclass and define ``deserialize`` (kafka-python's abstract base)."""
+
+    def __init__(self, **config: Any) -> None:  # noqa: B027 (an optional hook, as in kafka-python)
         pass
 
+    @abc.abstractmethod
     def deserialize(self, topic: str, bytes_: bytes | None) -> Any:
-        raise NotImplementedError
+        """The value for the bytes read from ``topic``."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (an optional hook, as in kafka-python)
         pass
 
 
