@@ -64,11 +64,14 @@ from .errors import OffsetOutOfRangeError as OffsetOutOfRangeError
 from .errors import OutOfOrderSequenceError as OutOfOrderSequenceError
 from .errors import ProducerFencedError as ProducerFencedError
 from .errors import RecordTooLargeError as RecordTooLargeError
+from .errors import SerdeError as SerdeError
 from .errors import StorageError as StorageError
 from .errors import StorageIOError as StorageIOError
 from .errors import StreamlogError as StreamlogError
+from .errors import StreamsError as StreamsError
 from .errors import TopicError as TopicError
 from .errors import TopicExistsError as TopicExistsError
+from .errors import TopologyError as TopologyError
 from .errors import TransactionAbortedError as TransactionAbortedError
 from .errors import TransactionError as TransactionError
 from .errors import UnknownGroupError as UnknownGroupError
@@ -125,11 +128,13 @@ __all__ = [
     "RecordTooLargeError",
     "RecordedEvent",
     "STREAM_EXISTS",
+    "SerdeError",
     "Snapshot",
     "SqliteProjection",
     "StorageError",
     "StorageIOError",
     "StreamlogError",
+    "StreamsError",
     "Subscription",
     "Table",
     "TopicConfig",
@@ -137,6 +142,7 @@ __all__ = [
     "TopicError",
     "TopicExistsError",
     "TopicPartition",
+    "TopologyError",
     "TransactionAbortedError",
     "TransactionDescription",
     "TransactionError",

@@ -19,6 +19,8 @@
       topics/<topic>/<partition>/       a partition log (storage._partition); segment
                                         file names are ``_fs.offset_to_name`` + suffix
       trash/                            deleted topics on their way out
+      streams/<application id>/         stream apps' local store checkpoints
+        <task id>/<store>.checkpoint    (streams._runtime; derived data, safe to delete)
 
 Storage modules use only the directory-level names (``meta``, ``topics``,
 ``trash``, partition directories); what lives under ``meta/groups`` belongs to
@@ -46,6 +48,10 @@ def topics_dir(root: str) -> str:
 
 def trash_dir(root: str) -> str:
     return os.path.join(root, "trash")
+
+
+def streams_dir(root: str, application_id: str) -> str:
+    return os.path.join(root, "streams", application_id)
 
 
 def format_file(root: str) -> str:

@@ -35,7 +35,10 @@ The tree::
     │   ├── OutOfOrderSequenceError                        fatal
     │   ├── InvalidTxnStateError
     │   └── TransactionAbortedError
-    └── WrongExpectedVersionError       .stream .expected .actual
+    ├── WrongExpectedVersionError       .stream .expected .actual
+    └── StreamsError
+        ├── TopologyError (also ValueError)
+        └── SerdeError (also ValueError)                  .topic
 
 Foreign errors (``OSError``, ``zstandard`` and ``msgpack`` errors) are converted
 once, where streamlog calls the foreign code, with ``raise X(...) from e``; the
@@ -74,11 +77,14 @@ __all__ = [
     "OutOfOrderSequenceError",
     "ProducerFencedError",
     "RecordTooLargeError",
+    "SerdeError",
     "StorageError",
     "StorageIOError",
     "StreamlogError",
+    "StreamsError",
     "TopicError",
     "TopicExistsError",
+    "TopologyError",
     "TransactionAbortedError",
     "TransactionError",
     "UnknownGroupError",
@@ -331,3 +337,21 @@ class WrongExpectedVersionError(StreamlogError):
         self.stream = stream
         self.expected = expected
         self.actual = actual
+
+
+class StreamsError(StreamlogError):
+    """Base class for errors of stream processing (``streamlog.streams``)."""
+
+
+class TopologyError(StreamsError, ValueError):
+    """A stream-processing topology is invalid: raised while it is built or when the
+    application starts (co-partitioning, an unknown store, a missing serde), before
+    anything is read or written."""
+
+
+class SerdeError(StreamsError, ValueError):
+    """A key or value could not be serialized or deserialized with the configured serde."""
+
+    def __init__(self, message: str, *, topic: str | None = None) -> None:
+        super().__init__(message)
+        self.topic = topic
