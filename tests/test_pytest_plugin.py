@@ -99,3 +99,78 @@ def test_b():
 ''')
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
 
+
+
+def test_plugin_clock_and_member_expiry(pytester: pytest.Pytester) -> None:
+    """``kafka_cluster.clock`` and ``kafka_cluster.expire_member`` from a user's suite, with
+    both clients; each test gets a fresh (real) clock."""
+    pytester.makepyfile(test_faults='''
+import time
+
+
+def test_clock_drives_timestamps_and_retention(kafka_cluster):
+    from confluent_kafka import Producer
+    from kafka import KafkaProducer
+
+    kafka_cluster.log.create_topic("r", config={"retention.ms": 1000})
+    kafka_cluster.clock.set(1_000_000)
+    assert KafkaProducer().send("r", b"a").get(5).timestamp == 1_000_000
+    p = Producer({"bootstrap.servers": kafka_cluster.bootstrap_servers})
+    stamps = []
+    p.produce("r", b"b", on_delivery=lambda err, msg: stamps.append(msg.timestamp()[1]))
+    assert p.flush(5) == 0 and stamps == [1_000_000]
+    kafka_cluster.clock.advance(1001)
+    assert kafka_cluster.log.describe_topic("r").partitions[0].log_start_offset == 2
+
+
+def test_each_test_gets_a_real_clock(kafka_cluster):
+    assert not kafka_cluster.clock.frozen
+    assert abs(kafka_cluster.clock.now_ms() - time.time() * 1000) < 1000
+
+
+def _poll_until(consumers, cond, poll):
+    deadline = time.monotonic() + 5
+    while not cond() and time.monotonic() < deadline:
+        for c in consumers:
+            poll(c)
+    assert cond()
+
+
+def test_expire_member_kafka_python(kafka_cluster):
+    from kafka import KafkaConsumer
+    from kafka.errors import CommitFailedError
+
+    c = KafkaConsumer("t", group_id="g", enable_auto_commit=False)
+    _poll_until([c], lambda: bool(c.assignment()), lambda c: c.poll(50))
+    tp = next(iter(c.assignment()))
+    kafka_cluster.expire_member(c)
+    try:
+        c.commit({tp: 0})
+    except CommitFailedError:
+        pass
+    else:
+        raise AssertionError("the expired member's commit went through")
+    c.poll(0)
+    _poll_until([c], lambda: bool(c.assignment()), lambda c: c.poll(50))
+    c.commit({tp: 0})
+
+
+def test_expire_member_confluent(kafka_cluster):
+    from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+    lost = []
+    c = Consumer({"group.id": "g", "enable.auto.commit": False})
+    c.subscribe(["t"], on_lost=lambda cons, parts: lost.append(parts))
+    _poll_until([c], lambda: bool(c.assignment()), lambda c: c.poll(0.05))
+    kafka_cluster.expire_member(c)
+    try:
+        c.commit(offsets=[TopicPartition("t", 0, 0)], asynchronous=False)
+    except KafkaException as e:
+        assert e.args[0].code() == KafkaError.UNKNOWN_MEMBER_ID
+    else:
+        raise AssertionError("the expired member's commit went through")
+    c.poll(0)
+    assert len(lost) == 1
+    c.close()
+''')
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=4)

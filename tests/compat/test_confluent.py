@@ -544,3 +544,85 @@ def test_rebalance_between_two_consumers(ck: ModuleType, admin: ModuleType) -> N
     assert c2.poll(0.2) is None  # nothing to read again
     c1.close()
     c2.close()
+
+
+# ---------------------------------------------------------------- purge
+
+
+def test_purge_drops_queued_messages(ck: ModuleType, installed: Any) -> None:
+    """librdkafka's purge(): messages still queued are never written; their delivery
+    callbacks get _PURGE_QUEUE at the next poll/flush (before: nothing was purged)."""
+    reports: list[Any] = []
+
+    def report(err: Any, msg: Any) -> None:
+        reports.append((err, msg.partition(), msg.offset(), msg.value()))
+
+    p = ck.Producer({"linger.ms": 60000, "on_delivery": report})
+    installed.log.create_topic("t", partitions=2)
+    for i in range(3):
+        p.produce("t", b"q%d" % i, partition=i % 2)
+    assert len(p) == 3
+    p.purge()
+    assert reports == []  # served by poll/flush only
+    assert len(p) == 3  # awaiting their (purge) reports
+    assert p.poll(0) == 3
+    assert sorted((r[0].code(), r[1], r[2], r[3]) for r in reports) == [
+        (ck.KafkaError._PURGE_QUEUE, 0, -1001, b"q0"),
+        (ck.KafkaError._PURGE_QUEUE, 0, -1001, b"q2"),
+        (ck.KafkaError._PURGE_QUEUE, 1, -1001, b"q1"),
+    ]
+    assert reports[0][0].name() == "_PURGE_QUEUE" and not reports[0][0].fatal()
+    assert len(p) == 0
+    assert [part.end_offset for part in installed.log.describe_topic("t").partitions] == [0, 0]
+
+    # nothing queued: nothing to purge; what was delivered stays delivered
+    reports.clear()
+    p.produce("t", b"kept", partition=0)
+    assert p.flush(5) == 0
+    p.purge(in_queue=True, in_flight=True, blocking=False)
+    assert p.flush(5) == 0
+    assert [(r[0], r[2]) for r in reports] == [(None, 0)]
+
+    # in_queue=False leaves the queue alone
+    reports.clear()
+    p.produce("t", b"later", partition=0)
+    p.purge(in_queue=False)
+    assert p.flush(5) == 0
+    assert [(r[0], r[3]) for r in reports] == [(None, b"later")]
+    with pytest.raises(TypeError):
+        p.purge(in_queue="yes")
+
+
+def test_purge_keeps_an_idempotent_producer_in_sequence(ck: ModuleType, installed: Any) -> None:
+    reports: list[Any] = []
+    p = ck.Producer({"linger.ms": 60000, "enable.idempotence": True,
+                     "on_delivery": lambda err, msg: reports.append(err)})
+    p.produce("t", b"1")
+    assert p.flush(5) == 0
+    p.produce("t", b"dropped")
+    p.purge()
+    p.produce("t", b"2")
+    assert p.flush(5) == 0
+    assert [None if e is None else e.code() for e in reports] == [
+        None, ck.KafkaError._PURGE_QUEUE, None]
+    assert installed.log.describe_topic("t").partitions[0].end_offset == 2
+
+
+def test_standalone_commit_into_an_active_group_is_unknown_member(ck: ModuleType) -> None:
+    """A consumer using assign() commits as a non-member: while the group has members the
+    broker answers UNKNOWN_MEMBER_ID (ClassicGroup.validateOffsetCommit), not
+    ILLEGAL_GENERATION (what the shim reported before)."""
+    p = ck.Producer({})
+    p.produce("t", b"x")
+    assert p.flush(5) == 0
+    member = ck.Consumer({"group.id": "g", "auto.offset.reset": "earliest"})
+    member.subscribe(["t"])
+    assert len(_consume_all(member, 1)) == 1
+    standalone = ck.Consumer({"group.id": "g", "auto.offset.reset": "earliest"})
+    standalone.assign([ck.TopicPartition("t", 0)])
+    with pytest.raises(ck.KafkaException) as info:
+        standalone.commit(offsets=[ck.TopicPartition("t", 0, 1)], asynchronous=False)
+    assert info.value.args[0].code() == ck.KafkaError.UNKNOWN_MEMBER_ID
+    member.close()
+    standalone.commit(offsets=[ck.TopicPartition("t", 0, 1)], asynchronous=False)  # empty now
+    standalone.close()

@@ -120,6 +120,28 @@ def test_session_expiry_uses_heartbeats() -> None:
     assert "b" not in g.members and "a" in g.members and g.state == PREPARING
 
 
+def test_expire_member_removes_it_as_a_session_timeout_does() -> None:
+    g = GroupState("g")
+    join(g, "a")
+    join(g, "b")
+    complete(g)
+    sync_all(g)
+    gen = g.generation
+    # b's heartbeats are fresh: only the forced expiry removes it, with nothing quarantined
+    g.observe({"a": 100 * MS, "b": 100 * MS}, [], now=200 * MS)
+    assert g.expire_member("b", 200 * MS)
+    assert "b" not in g.members and g.state == PREPARING and not g.quarantine
+    assert not g.expire_member("b", 200 * MS)  # not a member (any more)
+    with pytest.raises(StaleMemberError):
+        g.validate_commit("b", gen, tps(3))
+    with pytest.raises(StaleMemberError):
+        join(g, "b", owned=tps(3, 4, 5))  # it must give its partitions up first
+    join(g, "a", owned=())
+    assert complete(g)
+    assert g.members["a"].assignment == tps(0, 1, 2, 3, 4, 5)  # b's partitions are free
+    assert g.expire_member("a", 300 * MS) and g.state == EMPTY
+
+
 def test_late_live_member_is_quarantined_until_its_lease_ends() -> None:
     g = GroupState("g")
     join(g, "a")

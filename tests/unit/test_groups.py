@@ -271,6 +271,37 @@ def test_member_that_stops_polling_is_removed_and_its_commit_fails(log: streamlo
     c.close()
 
 
+def test_expired_member_loses_its_partitions_and_joins_again(log: streamlog.Log) -> None:
+    """``_groupadmin.expire_member`` (streamlog.compat's ``expire_member``): the group
+    rebalances at once; the expired member's commit fails, its next poll calls
+    ``on_partitions_lost`` and it joins again under a new member id."""
+    from streamlog.coordination import _groupadmin
+
+    produce(log, 12)
+    r1, r2 = Recorder(), Recorder()
+    c1 = log.consumer(group_id="g", **FAST)
+    c1.subscribe(["t"], listener=r1)
+    c2 = log.consumer(group_id="g", **FAST)
+    c2.subscribe(["t"], listener=r2)
+    poll_until([c1, c2], lambda: len(c1.assignment()) == 3 and len(c2.assignment()) == 3)
+    old_id = c1.group_metadata().member_id
+    mine = c1.assignment()
+    assert not _groupadmin.expire_member(log._manager, "g", "nobody")
+    assert not _groupadmin.expire_member(log._manager, "no-such-group", old_id)
+    assert _groupadmin.expire_member(log._manager, "g", old_id)
+    assert old_id not in {m.member_id for m in log.describe_group("g").members}
+    with pytest.raises(CommitFailedError):
+        c1.commit({tp: OffsetAndMetadata(1) for tp in mine})
+    r1.calls.clear()
+    c1.poll(timeout_ms=0)
+    assert r1.calls[0] == ("lost", mine)
+    poll_until([c1, c2], lambda: len(c1.assignment()) == 3 and len(c2.assignment()) == 3)
+    assert c1.group_metadata().member_id not in ("", old_id)
+    c1.commit({tp: OffsetAndMetadata(1) for tp in c1.assignment()})
+    c1.close()
+    c2.close()
+
+
 def test_commit_async_callbacks_run_in_call_order(log: streamlog.Log) -> None:
     produce(log, 6)
     c = log.consumer("t", group_id="g", enable_auto_commit=False, **FAST)

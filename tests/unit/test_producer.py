@@ -1146,3 +1146,27 @@ def test_a_topic_deleted_by_another_handle_is_not_written_to(data_dir: str) -> N
             other.create_topic("t")
             assert producer.send("t", b"b").result(10).offset == 0
         assert [r[3] for r in records(other, "t", 0)] == [b"b"]
+
+
+def test_purge_queued_drops_unwritten_records(log: streamlog.Log) -> None:
+    """``_purge_queued`` (the confluent shim's ``purge``): queued records fail with the
+    given error and are never written; buffer space and ``flush`` are released; records
+    sent after it, and an idempotent producer's sequences, carry on."""
+    log.create_topic("t", 2)
+    with log.producer(linger_ms=LONG_LINGER, enable_idempotence=True) as producer:
+        first = producer.send("t", b"written", partition=0)
+        producer.flush()
+        assert first.result(5).offset == 0
+        doomed = [producer.send("t", b"%d" % i, partition=i % 2) for i in range(5)]
+        error = RuntimeError("purged")
+        assert producer._purge_queued(error) == 5
+        for fut in doomed:
+            assert fut.done() and fut.exception() is error
+        assert producer._buffered == 0 and producer._pending_records == 0
+        producer.flush(1000)  # nothing left to wait for
+        assert producer._purge_queued(error) == 0
+        after = producer.send("t", b"after", partition=0)
+        producer.flush()
+        assert after.result(5).offset == 1  # no gap in the log, nor in the sequences
+    assert [r[3] for b in batches(log, "t", 0) for r in b.records()] == [b"written", b"after"]
+    assert batches(log, "t", 1) == []

@@ -43,7 +43,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._config import INT64_MAX, ProducerConfig, next_client_id, short_repr, wait_seconds
@@ -221,6 +221,9 @@ class Producer:
         # why the sender thread died, if it did: every later send raises it (see _run)
         self._dead: BaseException | None = None
         self._topics: dict[str, _TopicInfo] = {}
+        # streamlog.aio: called (outside the lock, in the thread that completed them)
+        # each time records are completed and their buffer space freed; see _watch
+        self._release_hooks: tuple[Callable[[], None], ...] = ()
         self._sender = threading.Thread(
             target=self._run, name=f"streamlog-sender-{self.client_id}", daemon=True
         )
@@ -539,6 +542,9 @@ class Producer:
             self._pending_records = 0 if inline is None else len(inline.values)
             self._space.notify_all()
             self._idle.notify_all()
+            hooks = self._release_hooks
+        for hook in hooks:
+            hook()
 
     def _dead_error(self) -> IllegalStateError:
         cause = self._dead
@@ -599,6 +605,25 @@ class Producer:
             self._space.notify_all()
             if self._pending_records == 0:
                 self._idle.notify_all()
+            hooks = self._release_hooks
+        for hook in hooks:
+            hook()
+
+    def _watch(self, hook: Callable[[], None], *, on: bool) -> None:
+        """streamlog.aio's ``flush`` and buffer waits, which await on an event loop
+        instead of blocking a thread: while watching, every open batch is ready at once
+        (as during ``flush``), and ``hook()`` is called after records are completed (it
+        must be cheap and not raise). ``on=False`` undoes one ``on=True``."""
+        with self._lock:
+            if on:
+                self._flushing += 1
+                self._release_hooks = (*self._release_hooks, hook)
+                self._ready.notify()
+            else:
+                self._flushing -= 1
+                hooks = list(self._release_hooks)
+                hooks.remove(hook)
+                self._release_hooks = tuple(hooks)
 
     def _append_group(self, topic: str, partition: int, group: list[_Batch]) -> _Outcome:
         outcome = _Outcome(group)
@@ -772,6 +797,23 @@ class Producer:
                     self._idle.wait(left)
             finally:
                 self._flushing -= 1
+
+    def _purge_queued(self, error: BaseException) -> int:
+        """Fail every record still queued (sent, not yet taken by a write) with ``error``
+        and drop it: it is never written. Records being written, or written, are left
+        alone. For librdkafka's ``purge(in_queue=True)`` in the compatibility shim.
+        Returns the number of records purged. (Sequence numbers are given at write time,
+        so an idempotent producer has no gap to mend.)"""
+        with self._lock:
+            doomed = [*self._full, *self._open.values()]
+            self._full = []
+            self._open.clear()
+        if not doomed:
+            return 0
+        for batch in doomed:
+            batch.result.complete(-1, error)
+        self._release(doomed)
+        return sum(len(b.values) for b in doomed)
 
     def close(self, timeout_ms: int | None = None) -> None:
         """Flush, stop the sender, and release the data directory if this producer opened it.

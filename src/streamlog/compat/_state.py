@@ -20,9 +20,10 @@ here; every shim (kafka-python's in ``compat/kafka``, confluent-kafka's in
     _state.sync_pauses(inst, consumer, mine)
         # pause/resume a streamlog consumer's partitions to match inst.pause()/resume()
 
-Fault injection (``inst.fail_next``, ``inst.force_rebalance``, ``inst.pause``,
-``inst.resume``; the ``kafka_cluster`` fixture delegates to them) is registered here
-and applied by each shim in its own client's form.
+Fault injection (``inst.fail_next``, ``inst.force_rebalance``, ``inst.expire_member``,
+``inst.pause``, ``inst.resume``; the ``kafka_cluster`` fixture delegates to them) is
+registered here and applied by each shim in its own client's form. ``inst.clock`` (a
+``_clock.Clock``) is the data directory's clock, which a test may set or advance.
 
 It also holds the import hook: a meta path finder that maps ``kafka[.x]`` and
 ``confluent_kafka[.x]`` to ``streamlog.compat.kafka[.x]`` and
@@ -52,7 +53,9 @@ from .._fs import fs
 from .._log import Log
 from .._log import open as open_log
 from .._structs import TopicPartition
-from ..errors import StreamlogError, TopicExistsError
+from ..coordination import _groupadmin
+from ..errors import ClosedError, StreamlogError, TopicExistsError
+from ._clock import Clock
 
 if TYPE_CHECKING:
     from ..clients._consumer import Consumer
@@ -153,6 +156,20 @@ class Installation:
     )
     _paused: set[TopicPartition] = field(default_factory=set, repr=False)
     _fault_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: the data directory's clock (``activate`` opens the log with it)
+    clock: Clock = field(default_factory=Clock, repr=False)
+
+    # ------------------------------------------------------------ the clock
+    def _clock_moved(self) -> None:
+        """After ``clock.set``/``advance``: what a broker runs on its timers, now (as
+        Kafka's ``MockScheduler`` on ``MockTime.sleep``): a retention pass over every
+        partition, and the sweep that aborts transactions open longer than their
+        ``transaction.timeout.ms``."""
+        try:
+            self.log.enforce_retention()
+            self.log._manager.transactions().sweep()
+        except ClosedError:
+            pass  # uninstalled meanwhile: nothing left to keep
 
     # ------------------------------------------------------------ fault injection
     def fail_next(
@@ -194,6 +211,39 @@ class Installation:
                 asked += 1
         return asked
 
+    def expire_member(self, member: object, member_id: str | None = None) -> str:
+        """Remove a consumer from its group as if its session had timed out: the group
+        rebalances the others; the expired consumer finds out at its next poll (its
+        partitions lost: revoke/lost callbacks, then it joins again under a new member
+        id), and its commits fail until then (as a real client's get UNKNOWN_MEMBER_ID).
+
+        ``member``: a consumer made through a shim (or a streamlog ``Consumer``) that is
+        a member now, or a group id with ``member_id``. Returns the member id expired.
+
+        :raises ValueError: not a member of the group (not joined yet: poll first).
+        """
+        if isinstance(member, str):
+            if not isinstance(member_id, str):
+                raise TypeError("expire_member(group_id, member_id): give the member id too")
+            group_id = member
+        else:
+            if member_id is not None:
+                raise TypeError("give a consumer, or a group id and a member id")
+            found = _group_member(member)
+            if found is None:
+                raise ValueError(
+                    f"{member!r} is not a member of a group now (subscribe() with a "
+                    "group id, and poll() until it has joined)"
+                )
+            group_id, member_id = found
+        if not _groupadmin.expire_member(self.log._manager, group_id, member_id):
+            raise ValueError(f"{member_id!r} is not a member of group {group_id!r}")
+        for client in list(self._clients):
+            hook = getattr(client, "_sl_member_expired", None)
+            if hook is not None:
+                hook(group_id, member_id)
+        return member_id
+
     def pause(self, topic: str, partition: int) -> None:
         """Deliver nothing of ``topic``/``partition`` to any shim consumer until
         :meth:`resume` (positions are kept; records wait)."""
@@ -214,6 +264,19 @@ class Installation:
     def __exit__(self, *exc: object) -> None:
         if _current is self:
             deactivate()
+
+
+def _group_member(consumer: object) -> tuple[str, str] | None:
+    """(group id, member id) of a consumer that is a group member now, else None."""
+    hook = getattr(consumer, "_sl_group_member", None)  # the shims' consumers
+    if hook is not None:
+        found: tuple[str, str] | None = hook()
+        return found
+    metadata = getattr(consumer, "group_metadata", None)  # a streamlog Consumer
+    if metadata is None:
+        raise TypeError(f"expected a consumer, not {type(consumer).__name__}")
+    md = metadata()
+    return (md.group_id, md.member_id) if md.member_id else None
 
 
 _lock = threading.RLock()
@@ -350,15 +413,18 @@ def activate(
             )
         temporary = path is None
         where = tempfile.mkdtemp(prefix="streamlog-compat-") if path is None else str(path)
+        clock = Clock()
         try:
-            log = open_log(where)
+            log = open_log(where, clock=clock)
         except BaseException:
             if temporary:
                 remove_quietly(where)
             raise
         inst = Installation(
-            log, where, auto_create_topics=bool(auto_create_topics), temporary=temporary
+            log, where, auto_create_topics=bool(auto_create_topics), temporary=temporary,
+            clock=clock,
         )
+        clock._moved = inst._clock_moved
         for name in list(sys.modules):
             if _is_alias(name):
                 inst._saved[name] = sys.modules.pop(name)

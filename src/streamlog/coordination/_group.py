@@ -449,6 +449,15 @@ class GroupState:
             self._after_removal(member_id, now)
         return expired
 
+    def expire_member(self, member_id: str, now: int) -> bool:
+        """Remove ``member_id`` as ``expire_sessions`` does when its session runs out, whatever
+        its heartbeats say (its lease counts as ended: nothing is quarantined). For tests
+        that simulate a session timeout (``streamlog.compat``). False if it is not a member."""
+        if self.members.pop(member_id, None) is None:
+            return False
+        self._after_removal(member_id, now)
+        return True
+
     def check_rebalance_deadline(self, now: int) -> list[str]:
         """Past the deadline of a pending rebalance, remove the members that did not join."""
         if self.state != PREPARING or now < self.rebalance_deadline:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import errno
 import os
+import time
 from collections.abc import Iterable
 
 from .. import _layout
@@ -104,6 +105,26 @@ def describe_group(manager: LogManager, group_id: str) -> GroupDescription:
         members=members,
         offsets=lags,
     )
+
+
+def expire_member(manager: LogManager, group_id: str, member_id: str) -> bool:
+    """Remove a member from the group as if its session had timed out (internal: the
+    ``expire_member`` fault of ``streamlog.compat``). The group rebalances; the member is
+    fenced, so it finds out at its next heartbeat or poll (``on_partitions_lost``, then it
+    joins again under a new id) and its commits fail meanwhile (``CommitFailedError``).
+    False if ``member_id`` is not a member of ``group_id``."""
+    manager.check_open()
+    check_name("group_id", group_id)
+    store = GroupStore(manager.path, group_id)
+    try:
+        if not store.exists():
+            return False
+        with store.transaction() as state:
+            # (removed members are fenced by the transaction on its way out)
+            expired = state.expire_member(member_id, time.monotonic_ns())
+        return expired
+    finally:
+        store.close()
 
 
 def _check_reset_args(

@@ -6,9 +6,12 @@
   placeholder string for client configs), ``.log`` (the ``streamlog.Log``) and ``.path``.
   Uninstalled, and every client made through the shims closed, after the test.
   Fault injection, applied by both shims: ``fail_next(operation, n=1, error=...)``
-  (``"produce"``/``"commit"``), ``force_rebalance(group_id)``, ``pause(topic,
-  partition)`` / ``resume(topic, partition)``, ``clear_faults()`` (docs/compatibility.md,
-  "Fault injection").
+  (``"produce"``/``"commit"``), ``force_rebalance(group_id)``, ``expire_member(consumer)``
+  (as if its session had timed out), ``pause(topic, partition)`` / ``resume(topic,
+  partition)``, ``clear_faults()`` (docs/compatibility.md, "Fault injection"). ``clock``:
+  the cluster's clock, real until the test calls ``clock.set(ms)`` or
+  ``clock.advance(ms)``; it then drives producer timestamps, retention and transaction
+  timeouts (docs/compatibility.md, "The clock").
 - ``streamlog_log``: a ``streamlog.Log`` open on a fresh data directory, closed after
   the test.
 
@@ -28,6 +31,7 @@ import pytest
 
 if TYPE_CHECKING:
     import streamlog
+    from streamlog.compat._clock import Clock
     from streamlog.compat._state import Installation
 
 __all__ = ["KafkaCluster", "kafka_cluster", "streamlog_log"]
@@ -46,9 +50,22 @@ class KafkaCluster:
         """Make the next ``n`` ``"produce"`` or ``"commit"`` calls fail with ``error``."""
         self.installation.fail_next(operation, n, error)
 
+    @property
+    def clock(self) -> Clock:
+        """The cluster's clock: ``set(ms)``, ``advance(ms)``, ``now_ms()``. Real time until
+        set or advanced, then frozen; each move runs retention and the transaction-timeout
+        sweep, as a broker's timers would."""
+        return self.installation.clock
+
     def force_rebalance(self, group_id: str) -> int:
         """Make the group's consumers rejoin at their next poll; returns how many."""
         return self.installation.force_rebalance(group_id)
+
+    def expire_member(self, member: object, member_id: str | None = None) -> str:
+        """Remove a consumer (or ``group_id, member_id``) from its group as if its session
+        had timed out: the others rebalance; it finds its partitions lost at its next
+        poll, and its commits fail until then. Returns the member id."""
+        return self.installation.expire_member(member, member_id)
 
     def pause(self, topic: str, partition: int) -> None:
         """Polls return nothing of this partition until :meth:`resume`."""

@@ -1,6 +1,7 @@
 """A drop-in ``confluent_kafka`` over streamlog: ``Producer``, ``Consumer``, ``Message``,
-``KafkaError``, ``KafkaException``, ``TopicPartition`` and the offset constants, with
-librdkafka's defaults (crc32 ``consistent_random`` partitioner, ``linger.ms`` 5,
+``KafkaError``, ``KafkaException``, ``TopicPartition`` and the offset constants,
+``SerializingProducer``/``DeserializingConsumer`` with ``confluent_kafka.serialization``,
+with librdkafka's defaults (crc32 ``consistent_random`` partitioner, ``linger.ms`` 5,
 ``isolation.level`` read_committed, ``auto.offset.reset`` largest).
 
 ``streamlog.compat.install()`` makes ``import confluent_kafka`` resolve here; the
@@ -27,6 +28,8 @@ from ._types import (
     Message,
     TopicPartition,
 )
+from .deserializing_consumer import DeserializingConsumer
+from .serializing_producer import SerializingProducer
 
 __all__ = [
     "OFFSET_BEGINNING",
@@ -39,11 +42,13 @@ __all__ = [
     "BrokerMetadata",
     "ClusterMetadata",
     "Consumer",
+    "DeserializingConsumer",
     "KafkaError",
     "KafkaException",
     "Message",
     "PartitionMetadata",
     "Producer",
+    "SerializingProducer",
     "TopicMetadata",
     "TopicPartition",
     "libversion",

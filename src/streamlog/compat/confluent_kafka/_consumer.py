@@ -26,6 +26,7 @@ from ._types import (
     OFFSET_END,
     OFFSET_INVALID,
     TIMESTAMP_CREATE_TIME,
+    TIMESTAMP_LOG_APPEND_TIME,
     KafkaError,
     KafkaException,
     Message,
@@ -163,6 +164,8 @@ class Consumer:
         self._errors: collections.deque[Message] = collections.deque()
         self._in_rebalance = False
         self._fault_paused: set[streamlog.TopicPartition] = set()
+        self._expired = False  # kafka_cluster.expire_member: look at the group first
+        self._ts_types: dict[str, int] = {}
         self._closed = False
         self._next_commit = time.monotonic() + self._interval
         register(self)  # uninstall() closes it
@@ -214,7 +217,22 @@ class Consumer:
             self._stored[tp] = (r.offset + 1, "")
         return Message(r.topic, r.partition, r.offset, r.key, r.value,
                        list(r.headers) if r.headers else None, None,
-                       (TIMESTAMP_CREATE_TIME, r.timestamp))
+                       (self._timestamp_type(r.topic), r.timestamp))
+
+    def _timestamp_type(self, topic: str) -> int:
+        """``TIMESTAMP_LOG_APPEND_TIME`` for a topic with ``message.timestamp.type``
+        LogAppendTime, else ``TIMESTAMP_CREATE_TIME`` (looked up once per topic)."""
+        t = self._ts_types.get(topic)
+        if t is None:
+            try:
+                conf = self._log.describe_topic(topic).config
+            except streamlog.StreamlogError:
+                conf = {}
+            t = self._ts_types[topic] = (
+                TIMESTAMP_LOG_APPEND_TIME if conf.get("message.timestamp.type") == "LogAppendTime"
+                else TIMESTAMP_CREATE_TIME
+            )
+        return t
 
     def _fetch(self, timeout_s: float) -> Message | None:
         try:
@@ -226,7 +244,7 @@ class Consumer:
             return Message(None, None, None, error=err)
         except streamlog.StreamlogError as e:
             if isinstance(e, (streamlog.CommitFailedError, streamlog.GroupError)):
-                return Message(None, None, None, error=error_from(e))
+                return Message(None, None, None, error=self._error(e, self._member_id()))
             raise KafkaException(error_from(e)) from e
         for records in batches.values():
             self._buf.extend(records)
@@ -290,6 +308,46 @@ class Consumer:
         self._call(self._c.enforce_rebalance)
         return True
 
+    def _sl_group_member(self) -> tuple[str, str] | None:
+        """``Installation.expire_member``: (group id, member id) while a group member."""
+        if self._closed or not self._c.subscription():
+            return None
+        member_id = self._c.group_metadata().member_id
+        return (self._group_id, member_id) if member_id else None
+
+    def _sl_member_expired(self, group_id: str, member_id: str) -> None:
+        """``Installation.expire_member`` expired ``member_id``: if it is this consumer,
+        its next poll looks at the group before handing out anything it buffered (it
+        finds its partitions lost, as librdkafka after the heartbeat's UNKNOWN_MEMBER_ID)."""
+        if not self._closed and self._group_id == group_id and (
+            self._c.group_metadata().member_id == member_id
+        ):
+            self._expired = True
+
+    def _member_id(self) -> str | None:
+        member = self._c._member
+        return None if member is None else member.member_id
+
+    def _is_member(self, member_id: str | None) -> bool:
+        """Whether the group lists ``member_id`` as a member now (an id the group removed
+        never comes back: a consumer joins again under a new one)."""
+        member = self._c._member
+        if member is None or member_id is None:
+            return False
+        try:
+            return member_id in member.store.load().members
+        except streamlog.StreamlogError:
+            return True  # unknown: leave the generation as the cause
+
+    def _error(self, exc: BaseException, member_id: str | None) -> KafkaError:
+        """``error_from(exc)``; a failed commit by ``member_id`` gets the broker's reason:
+        UNKNOWN_MEMBER_ID when it is not a member of the group (its session expired, it
+        was removed, or the consumer uses assign() while the group has members), else
+        ILLEGAL_GENERATION (the group rebalanced since)."""
+        if isinstance(exc, streamlog.CommitFailedError) and not self._is_member(member_id):
+            return KafkaError(KafkaError.UNKNOWN_MEMBER_ID, str(exc))
+        return error_from(exc)
+
     def _commit(self, offsets: dict[streamlog.TopicPartition, streamlog.OffsetAndMetadata], *,
                 sync: bool, quiet: bool = False) -> list[TopicPartition] | None:
         out = [TopicPartition(tp.topic, tp.partition, om.offset, om.metadata or None)
@@ -305,13 +363,14 @@ class Consumer:
             if self._on_commit is not None:
                 self._on_commit(err, out)
             return None
+        member_id = self._member_id()  # (the member committing, for the error's reason)
         if sync:
             try:
                 self._c.commit(offsets)
             except streamlog.StreamlogError as e:
                 if quiet:
                     return None
-                raise KafkaException(error_from(e)) from e
+                raise KafkaException(self._error(e, member_id)) from e
             for tp, om in offsets.items():
                 self._committed_stored[tp] = om.offset
             if self._on_commit is not None:
@@ -323,13 +382,13 @@ class Consumer:
                 for tp, om in offsets.items():
                     self._committed_stored[tp] = om.offset
             if self._on_commit is not None:
-                self._on_commit(None if exc is None else error_from(exc), out)
+                self._on_commit(None if exc is None else self._error(exc, member_id), out)
 
         try:
             self._c.commit_async(offsets, done)
         except streamlog.StreamlogError as e:
             if not quiet:
-                raise KafkaException(error_from(e)) from e
+                raise KafkaException(self._error(e, member_id)) from e
         return None
 
     # ----------------------------------------------------------------- subscription
@@ -432,6 +491,11 @@ class Consumer:
         seconds (None or -1: wait forever)."""
         self._check()
         wait = _seconds(timeout)
+        if self._expired:  # (expired by kafka_cluster.expire_member: find out first)
+            self._expired = False
+            msg = self._fetch(0)
+            if msg is not None:
+                return msg
         self._maybe_auto_commit()
         self._sync_pauses()
         if self._errors:

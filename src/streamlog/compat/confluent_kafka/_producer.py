@@ -19,6 +19,7 @@ from typing import Any
 import streamlog
 from streamlog.clients._partitioner import murmur2_partition
 
+from .._compression import compression_type
 from ._config import Conf, parse
 from ._handle import ensure_topic, installation, log_handle, register, unregister
 from ._metadata import ClusterMetadata, cluster_metadata
@@ -36,6 +37,10 @@ __all__ = ["Producer"]
 
 DeliveryCallback = Callable[[KafkaError | None, Message], Any]
 _Report = tuple[DeliveryCallback | None, KafkaError | None, Message]
+
+
+class _Purged(Exception):  # noqa: N818 - internal marker, never raised to the application
+    """What a record dropped by ``Producer.purge`` fails with (reported as ``_PURGE_QUEUE``)."""
 
 
 def _seconds(timeout: float | None) -> float | None:
@@ -116,14 +121,16 @@ def producer_kwargs(conf: Conf) -> dict[str, Any]:
                                      high=1000000000),
         "buffer_memory": conf.get_int("queue.buffering.max.kbytes", default=1048576, low=1) * 1024,
     }
-    codec = conf.get_str("compression.type", "compression.codec", default="none")
-    if codec == "zstd":
-        kw["compression_type"] = "zstd"
-    elif codec not in ("none", "gzip", "snappy", "lz4", "inherit"):
+    codec = str(conf.get_str("compression.type", "compression.codec", default="none"))
+    try:  # gzip/snappy/lz4 are stored as zstd (one policy for both shims: _compression)
+        kw["compression_type"] = compression_type(
+            "none" if codec.lower() == "inherit" else codec.lower()
+        )
+    except ValueError:
         raise KafkaException(KafkaError(
             KafkaError._INVALID_ARG,
             f'Invalid value "{codec}" for configuration property "compression.type"',
-        ))
+        )) from None
     client_id = conf.get_str("client.id")
     if client_id:
         kw["client_id"] = client_id
@@ -160,6 +167,7 @@ class Producer:
         self._reports: collections.deque[_Report] = collections.deque()
         self._outstanding = 0  # produced, report not served yet (librdkafka's outq_len)
         self._known: dict[str, int] = {}
+        self._acks0 = kw["acks"] == 0
         register(self)  # uninstall() closes it
 
     # ----------------------------------------------------------------- produce
@@ -216,11 +224,14 @@ class Producer:
             self._report_now(cb, KafkaError(fault.code, retriable=fault.retriable),
                              topic, partition, kbytes, vbytes, hdrs)
             return
+        stamp = timestamp or None  # (0: now)
+        if stamp is None and inst is not None:
+            stamp = inst.clock.fixed_ms  # a test set the clock (None: it did not)
         try:
             fut = self._p.send(
                 topic, vbytes, kbytes,
                 partition=None if partition == -1 else partition,
-                timestamp_ms=timestamp or None,
+                timestamp_ms=stamp,
                 headers=hdrs,
             )
         except (streamlog.IllegalStateError, streamlog.ClosedError,
@@ -237,6 +248,10 @@ class Producer:
                 msg = Message(topic, md.partition, md.offset, kbytes, vbytes, hdrs, None,
                               (TIMESTAMP_CREATE_TIME, md.timestamp), time.monotonic() - sent)
                 err = None
+            elif isinstance(exc, _Purged):
+                err = KafkaError(KafkaError._PURGE_QUEUE)
+                chosen: int = getattr(f, "_partition", partition)
+                msg = Message(topic, chosen, -1001, kbytes, vbytes, hdrs, err)
             else:
                 err = error_from(exc)
                 msg = Message(topic, partition, -1001, kbytes, vbytes, hdrs, err)
@@ -312,9 +327,22 @@ class Producer:
         return True
 
     def purge(self, in_queue: bool = True, in_flight: bool = True, blocking: bool = True) -> None:
-        """Emulated: streamlog writes queued messages within ``linger.ms`` and cannot
-        take them back, so nothing is purged; their delivery reports arrive as usual."""
-        self._p.flush(None)
+        """Purge messages not yet delivered, as librdkafka's ``rd_kafka_purge``.
+
+        ``in_queue``: messages still queued (lingering in the producer, not yet being
+        written) are dropped, never written; their delivery callbacks get
+        ``_PURGE_QUEUE`` at the next ``poll``/``flush``. ``in_flight``: accepted; a
+        write under way is local and short, so it completes and reports its real outcome
+        (librdkafka, which cannot know whether the broker got it, reports
+        ``_PURGE_INFLIGHT``). ``blocking``: accepted; the purge is synchronous.
+        With ``acks=0`` nothing is purged (streamlog reports those messages delivered
+        when they are produced)."""
+        for name, flag in (("in_queue", in_queue), ("in_flight", in_flight),
+                           ("blocking", blocking)):
+            if not isinstance(flag, (bool, int)):
+                raise TypeError(f"{name} must be a bool, not {type(flag).__name__}")
+        if in_queue and not self._acks0:
+            self._p._purge_queued(_Purged("purged from the queue"))
 
     def list_topics(self, topic: str | None = None, timeout: float | None = -1) -> ClusterMetadata:
         return cluster_metadata(self._log, topic)

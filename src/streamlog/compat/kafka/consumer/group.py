@@ -387,6 +387,15 @@ class KafkaConsumer:
             self._consumer.enforce_rebalance()
         return True
 
+    def _sl_group_member(self) -> tuple[str, str] | None:
+        """``Installation.expire_member``: (group id, member id) while a group member."""
+        group_id = self.config["group_id"]
+        if self._closed or not self._subscribed or group_id is None:
+            return None
+        with converted():
+            member_id = self._consumer.group_metadata().member_id
+        return (group_id, member_id) if member_id else None
+
     def commit_async(
         self,
         offsets: Mapping[TopicPartition, Any] | None = None,

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ... import _state
+from ..._compression import compression_type
 from .. import errors as Errors  # noqa: N812 - kafka-python's spelling
 from .._convert import converted
 from ..partitioner.default import DefaultPartitioner
@@ -109,7 +110,8 @@ class KafkaProducer:
             raise Errors.KafkaConfigurationError(f"acks must be 0, 1, -1 or 'all'; got {acks!r}")
         compression = cfg["compression_type"]
         if compression not in (None, "gzip", "snappy", "lz4", "zstd"):
-            raise Errors.UnsupportedCodecError(f"Unknown compression_type {compression!r}")
+            # kafka-python's own check ("none" included: it takes None for no codec)
+            raise ValueError(f"Not supported codec: {compression}")
         part = cfg["partitioner"]
         partitioner: Any = "murmur2" if isinstance(part, DefaultPartitioner) else part
         if not callable(partitioner) and partitioner != "murmur2":
@@ -118,9 +120,8 @@ class KafkaProducer:
             "acks": acks,
             "linger_ms": cfg["linger_ms"],
             "batch_size": cfg["batch_size"],
-            # gzip/snappy/lz4 are stored as zstd: the bytes on disk differ, nothing a
-            # client can observe does
-            "compression_type": None if compression is None else "zstd",
+            # gzip/snappy/lz4 are stored as zstd (one policy for both shims: _compression)
+            "compression_type": compression_type(compression),
             "partitioner": partitioner,
             "max_request_size": cfg["max_request_size"],
             "buffer_memory": cfg["buffer_memory"],
@@ -137,6 +138,7 @@ class KafkaProducer:
         with converted():
             self._inst = _state.current()
             self._producer = self._inst.log.producer(**kw)
+        self._clock = self._inst.clock
         self._known: set[str] = set()
         self._closed = False
         self._lock = threading.Lock()
@@ -210,6 +212,8 @@ class KafkaProducer:
         if fault is not None:  # injected through kafka_cluster.fail_next
             self._sent += 1
             return failed(Errors.for_code(fault.code)(f"injected fault: {fault.name}"))
+        if timestamp_ms is None:
+            timestamp_ms = self._clock.fixed_ms  # a test set the clock (None: it did not)
         with converted():
             inner = self._producer.send(
                 topic, value_bytes, key_bytes, partition=partition,
