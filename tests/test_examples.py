@@ -51,3 +51,15 @@ def test_event_sourcing_example_races_projects_and_rebuilds(data_dir: str) -> No
     assert "from snapshot at revision 100 + 1 newer event(s): balance 970" in out
     assert "projection applied 102 events: balance 970" in out
     assert out.splitlines()[-1] == "projection rebuilt from the beginning (102 events): balance 970"
+
+
+def test_asyncio_service_example_serves_a_projection(data_dir: str) -> None:
+    out = _run("asyncio_service.py", data_dir)
+    assert "20 concurrent deposits of 10: 20 x 200" in out
+    assert "20 concurrent withdrawals of 15: 13 x 200, 7 x 409 (insufficient)" in out
+    conflicts = int(out.split("optimistic concurrency: ")[1].split()[0])
+    assert conflicts > 0  # concurrent requests raced, and the losers retried
+    assert '-> 200 {"account": "acc-1", "balance": 5, "revision": 32}' in out
+    assert "mailer: 33 notifications (Deposited, Withdrawn)" in out
+    assert "projection: 33 events applied, position 32" in out
+    assert out.splitlines()[-1] == "service stopped cleanly"

@@ -10,6 +10,7 @@ in ``streamlog.storage`` / ``streamlog.coordination`` is internal.
 
 from __future__ import annotations
 
+from . import aio as aio  # streamlog.aio: the asyncio API (docs/asyncio.md)
 from ._check import CheckReport as CheckReport
 from ._check import Problem as Problem
 from ._check import check as check

@@ -260,6 +260,12 @@ class Consumer:
         )
         self._listener: ConsumerRebalanceListener | None = None
         self._listener_error: BaseException | None = None
+        # streamlog.aio: with _defer_steps set, a poll that finds a group step due (a
+        # join, a sync, a revocation: listener callbacks, file locks, maybe an fsync)
+        # returns {} at once with _step_due set instead of taking it, and the caller
+        # takes it with a poll in a worker thread, off its event loop.
+        self._defer_steps = False
+        self._step_due = False
         self._member: Membership | None = None
         self._hooks = _GroupHooks(self)
         self._auto_commit = cfg.auto_commit
@@ -799,6 +805,9 @@ class Consumer:
                 if member is not None:
                     if self._subscription is not None or self._pattern is not None:
                         if member.attention():
+                            if self._defer_steps:
+                                self._step_due = True
+                                return {}
                             member.step()
                             self._raise_listener_error()
                     else:

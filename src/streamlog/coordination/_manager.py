@@ -92,21 +92,31 @@ class AppendSignal:
     (``sleeper``), look for data once more, and ``sleep`` on it: appends by other
     processes ring it (``appended`` rings the other processes' sleepers), and
     ``notify`` rings the armed bells of this process, which were added to
-    ``armed`` before the waiter read ``count``."""
+    ``armed`` before the waiter read ``count``.
 
-    __slots__ = ("armed", "cond", "count", "doorbell")
+    ``hooks`` are called by every ``notify`` (in the notifying thread, after ``count``
+    moved): ``streamlog.aio`` waiters register one while they wait, which wakes their
+    event loop (``add_hook`` before the last look for data, so no wake-up is lost). A
+    hook must be cheap and must not raise."""
+
+    __slots__ = ("armed", "cond", "count", "doorbell", "hooks")
 
     def __init__(self, doorbell: Doorbell | None = None) -> None:
         self.cond = threading.Condition(threading.Lock())
         self.count = 0
         self.doorbell = doorbell
         self.armed: set[Bell] = set()
+        self.hooks: tuple[Callable[[], None], ...] = ()  # replaced, never changed in place
 
     def notify(self) -> None:
         with self.cond:
             self.count += 1
             self.cond.notify_all()
             armed = tuple(self.armed) if self.armed else ()
+        hooks = self.hooks
+        if hooks:
+            for hook in hooks:
+                hook()
         doorbell = self.doorbell
         if armed and doorbell is not None:
             for bell in armed:
@@ -145,6 +155,19 @@ class AppendSignal:
             if self.count != seen or stop():
                 return
         bell.wait(timeout)
+
+    def add_hook(self, hook: Callable[[], None]) -> None:
+        """Call ``hook()`` at every ``notify`` from now on (see the class docstring)."""
+        with self.cond:
+            self.hooks = (*self.hooks, hook)
+
+    def remove_hook(self, hook: Callable[[], None]) -> None:
+        """Undo one ``add_hook(hook)`` (nothing if it is not there)."""
+        with self.cond:
+            hooks = list(self.hooks)
+            if hook in hooks:
+                hooks.remove(hook)
+                self.hooks = tuple(hooks)
 
     def unarm(self, bell: Bell) -> None:
         with self.cond:
