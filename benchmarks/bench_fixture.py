@@ -51,32 +51,52 @@ class Collect:
         self.times.setdefault(group, {}).setdefault(report.when, []).append(report.duration)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tests", type=int, default=200, help="tests per fixture")
-    args = ap.parse_args()
+GROUPS = ("test_kafka_cluster", "test_streamlog_log", "test_baseline_tmp_path")
+
+
+def measure(tests: int) -> tuple[int, dict[str, dict[str, list[float]]]]:
+    """Run the generated module with ``tests`` tests per fixture; returns pytest's exit
+    code and the per-phase durations in seconds, ``{group: {"setup": [...], ...}}``."""
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "test_bench_fixture.py")
         with open(path, "w") as f:
-            f.write(MODULE.format(n=args.tests))
+            f.write(MODULE.format(n=tests))
         collect = Collect()
         rc = pytest.main(
             [path, "-q", "-p", "no:cacheprovider", "--rootdir", d, "-o", "addopts=",
              "--basetemp", os.path.join(d, "tmp")],
             plugins=[collect],
         )
+    return int(rc), collect.times
+
+
+def summary(times: dict[str, dict[str, list[float]]], group: str) -> dict[str, float]:
+    """setup median / p95 / mean and teardown median of one group, in ms."""
+    t = times.get(group, {})
+    setup = sorted(x * 1000 for x in t.get("setup", [0.0]))
+    teardown = sorted(x * 1000 for x in t.get("teardown", [0.0]))
+    return {
+        "setup_median": statistics.median(setup),
+        "setup_p95": setup[min(len(setup) - 1, int(len(setup) * 0.95))],
+        "setup_mean": statistics.mean(setup),
+        "teardown_median": statistics.median(teardown),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tests", type=int, default=200, help="tests per fixture")
+    args = ap.parse_args()
+    rc, times = measure(args.tests)
     print(machine())
     print(f"{args.tests} tests per fixture; times in ms")
     print(f"{'fixture':<24}{'setup median':>14}{'setup p95':>11}{'setup mean':>12}"
           f"{'teardown median':>17}")
-    for group in ("test_kafka_cluster", "test_streamlog_log", "test_baseline_tmp_path"):
-        t = collect.times.get(group, {})
-        setup = sorted(x * 1000 for x in t.get("setup", [0.0]))
-        teardown = sorted(x * 1000 for x in t.get("teardown", [0.0]))
-        p95 = setup[min(len(setup) - 1, int(len(setup) * 0.95))]
-        print(f"{group.removeprefix('test_'):<24}{statistics.median(setup):>14.2f}{p95:>11.2f}"
-              f"{statistics.mean(setup):>12.2f}{statistics.median(teardown):>17.2f}")
-    return int(rc)
+    for group in GROUPS:
+        s = summary(times, group)
+        print(f"{group.removeprefix('test_'):<24}{s['setup_median']:>14.2f}"
+              f"{s['setup_p95']:>11.2f}{s['setup_mean']:>12.2f}{s['teardown_median']:>17.2f}")
+    return rc
 
 
 if __name__ == "__main__":

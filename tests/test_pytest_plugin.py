@@ -52,8 +52,10 @@ def test_each_test_gets_a_fresh_cluster(kafka_cluster):
 
 
 def test_shims_are_gone_after_the_test():
-    assert "confluent_kafka" not in sys.modules
-    assert "kafka" not in sys.modules
+    # (the real packages may be imported in this process: only the shims must be gone)
+    for name in ("confluent_kafka", "kafka"):
+        mod = sys.modules.get(name)
+        assert mod is None or not mod.__name__.startswith("streamlog"), name
 
 
 def test_streamlog_log(streamlog_log):
@@ -159,6 +161,7 @@ def test_expire_member_confluent(kafka_cluster):
     from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
     lost = []
+    kafka_cluster.log.create_topic("t", 1)  # librdkafka's consumer does not auto-create
     c = Consumer({"group.id": "g", "enable.auto.commit": False})
     c.subscribe(["t"], on_lost=lambda cons, parts: lost.append(parts))
     _poll_until([c], lambda: bool(c.assignment()), lambda c: c.poll(0.05))

@@ -565,7 +565,9 @@ def test_purge_drops_queued_messages(ck: ModuleType, installed: Any) -> None:
     p.purge()
     assert reports == []  # served by poll/flush only
     assert len(p) == 3  # awaiting their (purge) reports
-    assert p.poll(0) == 3
+    # poll() counts events: one per partition's purged queue (librdkafka's
+    # rd_kafka_toppar_purge_queues → one rd_kafka_dr_msgq per partition)
+    assert p.poll(0) == 2
     assert sorted((r[0].code(), r[1], r[2], r[3]) for r in reports) == [
         (ck.KafkaError._PURGE_QUEUE, 0, -1001, b"q0"),
         (ck.KafkaError._PURGE_QUEUE, 0, -1001, b"q2"),
@@ -626,3 +628,153 @@ def test_standalone_commit_into_an_active_group_is_unknown_member(ck: ModuleType
     member.close()
     standalone.commit(offsets=[ck.TopicPartition("t", 0, 1)], asynchronous=False)  # empty now
     standalone.close()
+
+
+# ---------------------------------------------------------------- found by the differential
+# tests (tests/compat/test_differential.py: the real client on librdkafka's mock cluster)
+
+
+def test_delivery_reports_carry_no_headers(ck: ModuleType, installed: Any) -> None:
+    """confluent-kafka's delivery report messages have headers() None (its issue #574:
+    not copied, by design); the shim passed the produced headers back."""
+    got: list[Any] = []
+    p = ck.Producer({"on_delivery": lambda err, msg: got.append((err, msg.headers()))})
+    p.produce("t", b"v", headers=[("h", b"1")])
+    installed.fail_next("produce")
+    p.produce("t", b"v", headers={"h": "2"})  # a failed delivery
+    assert p.flush(5) == 0
+    assert [h for _, h in got] == [None, None]
+    assert sorted(err is None for err, _ in got) == [False, True]
+    c = ck.Consumer({"group.id": "g", "auto.offset.reset": "earliest"})
+    c.subscribe(["t"])
+    assert _consume_all(c, 1)[0].headers() == [("h", b"1")]  # consumed messages keep them
+    c.close()
+
+
+def test_poll_counts_events_not_messages(ck: ModuleType, installed: Any) -> None:
+    """Producer.poll() returns the number of events served; librdkafka delivers the
+    reports of one produced batch as one event (the shim counted messages)."""
+    installed.log.create_topic("t", partitions=2)
+    reports: list[int] = []
+    p = ck.Producer({"linger.ms": 200, "on_delivery": lambda e, m: reports.append(m.offset())})
+    for i in range(3):
+        p.produce("t", b"%d" % i, partition=0)
+    p.produce("t", b"other", partition=1)
+    served = 0
+    deadline = time.monotonic() + 5
+    while len(reports) < 4 and time.monotonic() < deadline:
+        served += p.poll(0.05)
+    assert sorted(reports) == [0, 0, 1, 2]
+    assert served == 2  # one batch per partition
+    assert p.poll(0) == 0
+
+
+def test_consumer_does_not_auto_create_topics(ck: ModuleType, installed: Any) -> None:
+    """librdkafka's consumer defaults to allow.auto.create.topics=false: subscribing to a
+    missing topic reports UNKNOWN_TOPIC_OR_PART and creates nothing (the shim created
+    it); it is read once a producer creates it; true asks for auto-creation."""
+    c = ck.Consumer({"group.id": "g", "auto.offset.reset": "earliest"})
+    c.subscribe(["late"])
+    err = c.poll(1.0)
+    assert err is not None and err.error().code() == ck.KafkaError.UNKNOWN_TOPIC_OR_PART
+    assert "late" not in installed.log.topics()
+    md = c.list_topics("late").topics["late"]
+    assert md.error.code() == ck.KafkaError.UNKNOWN_TOPIC_OR_PART
+    assert "late" not in installed.log.topics()
+    p = ck.Producer({})
+    p.produce("late", b"x")
+    assert p.flush(5) == 0
+    assert [m.value() for m in _consume_all(c, 1)] == [b"x"]
+    c.close()
+    c2 = ck.Consumer({"group.id": "g2", "allow.auto.create.topics": True})
+    c2.subscribe(["wanted"])
+    assert "wanted" in installed.log.topics()
+    c2.close()
+
+
+def test_producer_and_admin_list_topics_auto_create(ck: ModuleType, admin: ModuleType,
+                                                     installed: Any) -> None:
+    """A metadata request naming a missing topic auto-creates it for a producer or an
+    AdminClient (allow.auto.create.topics defaults to true there), not otherwise."""
+    assert ck.Producer({}).list_topics("p-topic").topics["p-topic"].error is None
+    assert admin.AdminClient({}).list_topics("a-topic").topics["a-topic"].error is None
+    off = admin.AdminClient({"allow.auto.create.topics": False})
+    assert off.list_topics("x").topics["x"].error.code() == ck.KafkaError.UNKNOWN_TOPIC_OR_PART
+    assert sorted(installed.log.topics()) == ["a-topic", "p-topic"]
+
+
+def test_commit_of_stored_offsets_only_past_committed(ck: ModuleType) -> None:
+    """commit() with no arguments commits the stored offsets that are past the committed
+    ones (rd_kafka_topic_partition_list_set_offsets): none → _NO_OFFSET; it returns every
+    assigned partition, those left out with OFFSET_INVALID. The shim committed the same
+    or an older offset again."""
+    p = ck.Producer({})
+    for i in range(5):
+        p.produce("t", b"%d" % i, partition=0)
+    assert p.flush(5) == 0
+    ck.Producer({}).list_topics("u")  # a second, empty topic
+    c = ck.Consumer({"group.id": "g", "auto.offset.reset": "earliest",
+                     "enable.auto.commit": False})
+    c.assign([ck.TopicPartition("t", 0, ck.OFFSET_BEGINNING), ck.TopicPartition("u", 0)])
+    msgs = _consume_all(c, 2)
+    got = c.commit(asynchronous=False)
+    assert [(x.topic, x.partition, x.offset) for x in got] == [("t", 0, 2), ("u", 0, -1001)]
+    with pytest.raises(ck.KafkaException) as info:
+        c.commit(asynchronous=False)  # nothing new
+    assert info.value.args[0].code() == ck.KafkaError._NO_OFFSET
+    c.seek(ck.TopicPartition("t", 0, 0))
+    assert [m.offset() for m in _consume_all(c, 1)] == [0]
+    with pytest.raises(ck.KafkaException) as info:
+        c.commit(asynchronous=False)  # stored 1 is behind the committed 2
+    assert info.value.args[0].code() == ck.KafkaError._NO_OFFSET
+    assert c.committed([ck.TopicPartition("t", 0)])[0].offset == 2
+    c.commit(message=msgs[0], asynchronous=False)  # an explicit commit goes through
+    assert c.committed([ck.TopicPartition("t", 0)])[0].offset == 1
+    c.close()
+
+
+def test_committed_returns_the_metadata(ck: ModuleType) -> None:
+    """committed() gives each partition's commit metadata (None when empty), as
+    librdkafka; the shim dropped it."""
+    ck.Producer({}).list_topics("t")
+    c = ck.Consumer({"group.id": "g"})
+    c.commit(offsets=[ck.TopicPartition("t", 0, 5, "where I was")], asynchronous=False)
+    [tp] = c.committed([ck.TopicPartition("t", 0)])
+    assert (tp.offset, tp.metadata) == (5, "where I was")
+    c.commit(offsets=[ck.TopicPartition("t", 0, 6)], asynchronous=False)
+    [tp] = c.committed([ck.TopicPartition("t", 0)])
+    assert (tp.offset, tp.metadata) == (6, None)
+    c.close()
+
+
+def test_watermarks_and_seek_errors_as_librdkafka(ck: ModuleType, installed: Any) -> None:
+    """get_watermark_offsets of an unknown topic or partition: _UNKNOWN_PARTITION (a local
+    error: no leader in the metadata; the shim said UNKNOWN_TOPIC_OR_PART). seek() on a
+    partition not assigned: _STATE for a topic the consumer has assigned partitions of,
+    _UNKNOWN_PARTITION for any other (the shim always said _UNKNOWN_PARTITION)."""
+    installed.log.create_topic("t", partitions=2)
+    installed.log.create_topic("other", partitions=1)
+    c = ck.Consumer({"group.id": "g"})
+    for tp in (ck.TopicPartition("nope", 0), ck.TopicPartition("t", 5)):
+        with pytest.raises(ck.KafkaException) as info:
+            c.get_watermark_offsets(tp)
+        assert info.value.args[0].code() == ck.KafkaError._UNKNOWN_PARTITION
+    c.assign([ck.TopicPartition("t", 0)])
+    expected = {("t", 1): ck.KafkaError._STATE, ("t", 9): ck.KafkaError._STATE,
+                ("other", 0): ck.KafkaError._UNKNOWN_PARTITION}
+    for (topic, part), code in expected.items():
+        with pytest.raises(ck.KafkaException) as info:
+            c.seek(ck.TopicPartition(topic, part, 0))
+        assert info.value.args[0].code() == code
+    c.close()
+
+
+def test_metadata_str_and_repr(ck: ModuleType, admin: ModuleType, installed: Any) -> None:
+    """str()/repr() of the metadata classes as confluent_kafka.admin._metadata's."""
+    installed.log.create_topic("t", partitions=2)
+    md = admin.AdminClient({}).list_topics()
+    assert str(md) == md.cluster_id and repr(md) == f"ClusterMetadata({md.cluster_id})"
+    pm = md.topics["t"].partitions[1]
+    assert (str(pm), repr(pm)) == ("1", "PartitionMetadata(1)")
+    pm.error = ck.KafkaError(ck.KafkaError.LEADER_NOT_AVAILABLE)
+    assert repr(pm) == f"PartitionMetadata(1, {pm.error})"

@@ -29,6 +29,10 @@ def kafka(tmp_path: Path) -> Iterator[types.ModuleType]:
 
 
 def test_install_maps_modules_and_uninstall_restores() -> None:
+    # (set aside a real kafka-python imported in this process, e.g. by test_differential)
+    before = {n: m for n, m in sys.modules.items() if n == "kafka" or n.startswith("kafka.")}
+    for name in before:
+        del sys.modules[name]
     sentinel = types.ModuleType("kafka")
     sys.modules["kafka"] = sentinel
     try:
@@ -58,6 +62,7 @@ def test_install_maps_modules_and_uninstall_restores() -> None:
         streamlog.compat.uninstall()  # idempotent
     finally:
         sys.modules.pop("kafka", None)
+        sys.modules.update(before)
     with pytest.raises(_state.NoInstallationError):
         _state.current()
 
@@ -428,3 +433,66 @@ def test_admin_create_delete_list_describe(kafka: types.ModuleType) -> None:
     admin.delete_topics(["example_topic"])
     assert admin.list_topics() == []
     admin.close()
+
+
+# ---------------------------------------------------------------- found by the differential
+# tests (tests/compat/test_differential.py: the real kafka-python on librdkafka's mock)
+
+
+def test_send_argument_errors_are_both_versions_exceptions(kafka: types.ModuleType) -> None:
+    """kafka-python 2.0.2 asserts, 3.x raises TypeError/ValueError/IllegalStateError: the
+    shim's exceptions are both. Header values must be bytes and headers a list (the shim
+    took None values and tuples)."""
+    p = kafka.KafkaProducer()
+    bad: list[tuple[dict[str, Any], type[BaseException]]] = [
+        ({"value": b"v", "headers": [("h", None)]}, TypeError),
+        ({"value": b"v", "headers": [("h", "str")]}, TypeError),
+        ({"value": b"v", "headers": (("h", b"v"),)}, TypeError),
+        ({"value": None, "key": None}, ValueError),
+    ]
+    for kwargs, kind in bad:
+        with pytest.raises(kind) as info:
+            p.send("t", **kwargs)
+        assert isinstance(info.value, AssertionError)
+    assert p.send("t", b"v", headers=[("h", b"")]).get(5).offset == 0
+    p.close()
+    with pytest.raises(kafka.errors.IllegalStateError) as info:
+        p.send("t", b"v")
+    assert isinstance(info.value, AssertionError)
+
+
+def test_group_calls_without_group_id(kafka: types.ModuleType) -> None:
+    """commit()/committed() without group_id: AssertionError (2.0.2) and
+    IllegalStateError (3.x), both."""
+    c = kafka.KafkaConsumer()
+    tp = kafka.TopicPartition("t", 0)
+    for call in (lambda: c.commit(), lambda: c.committed(tp), lambda: c.commit_async()):
+        with pytest.raises(kafka.errors.IllegalStateError) as info:
+            call()
+        assert isinstance(info.value, AssertionError)
+    c.close()
+
+
+def test_listener_revoked_with_empty_set_before_first_assignment(
+    kafka: types.ModuleType,
+) -> None:
+    """kafka-python (eager protocol) calls on_partitions_revoked before every join, with
+    the empty set before the first one; the shim started with on_partitions_assigned."""
+    calls: list[tuple[str, set[int]]] = []
+
+    class Listener(kafka.ConsumerRebalanceListener):  # type: ignore[misc,name-defined]
+        def on_partitions_revoked(self, revoked: Any) -> None:
+            calls.append(("revoked", {tp.partition for tp in revoked}))
+
+        def on_partitions_assigned(self, assigned: Any) -> None:
+            calls.append(("assigned", {tp.partition for tp in assigned}))
+
+    kafka.KafkaProducer().partitions_for("t")
+    c = kafka.KafkaConsumer(group_id="g")
+    c.subscribe(["t"], listener=Listener())
+    for _ in range(50):
+        c.poll(timeout_ms=50)
+        if c.assignment():
+            break
+    assert calls == [("revoked", set()), ("assigned", {0})]
+    c.close()

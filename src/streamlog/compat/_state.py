@@ -189,6 +189,8 @@ class Installation:
 
     def take_fault(self, operation: str) -> Fault | None:
         """The fault the shims must apply to this ``operation`` call, or None (consumed)."""
+        if not self._faults[operation]:  # the common case, without the lock (per record)
+            return None
         with self._fault_lock:
             pending = self._faults[operation]
             return pending.popleft() if pending else None

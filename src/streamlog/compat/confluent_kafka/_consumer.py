@@ -150,6 +150,9 @@ class Consumer:
         self._eof = conf.get_bool("enable.partition.eof", False)
         self._interval = conf.get_int("auto.commit.interval.ms", default=5000) / 1000
         self._on_commit = conf.callback("on_commit")
+        # librdkafka's consumer default (the producer's is true): subscribing to or asking
+        # for a missing topic does not create it
+        self._auto_create = conf.get_bool("allow.auto.create.topics", False)
         self._group_id = kw["group_id"]
         self._log = log_handle()
         try:
@@ -166,6 +169,7 @@ class Consumer:
         self._fault_paused: set[streamlog.TopicPartition] = set()
         self._expired = False  # kafka_cluster.expire_member: look at the group first
         self._ts_types: dict[str, int] = {}
+        self._inst = installation(self._log)
         self._closed = False
         self._next_commit = time.monotonic() + self._interval
         register(self)  # uninstall() closes it
@@ -209,15 +213,33 @@ class Consumer:
             self._committed_stored.pop(tp, None)
             self._eof_sent.discard(tp)
 
-    def _message(self, r: streamlog.ConsumerRecord) -> Message:
-        tp = STP(r.topic, r.partition)
-        self._pos[tp] = r.offset + 1
-        self._eof_sent.discard(tp)
-        if self._auto_store:
-            self._stored[tp] = (r.offset + 1, "")
-        return Message(r.topic, r.partition, r.offset, r.key, r.value,
-                       list(r.headers) if r.headers else None, None,
-                       (self._timestamp_type(r.topic), r.timestamp))
+    def _take(self, n: int) -> list[Message]:
+        """Up to ``n`` buffered records as messages (the buffer must not be empty); the
+        position (and, with ``enable.auto.offset.store``, the stored offset) of each
+        partition moves past the last one returned."""
+        buf = self._buf
+        k = min(n, len(buf))
+        popleft = buf.popleft
+        records = [popleft() for _ in range(k)] if k > 1 else [popleft()]
+        out: list[Message] = []
+        append = out.append
+        last: dict[tuple[str, int], int] = {}
+        topic_now = ""
+        ts_type = 0
+        for topic, partition, offset, timestamp, key, value, headers in records:
+            if topic is not topic_now:
+                topic_now = topic
+                ts_type = self._timestamp_type(topic)
+            append(Message(topic, partition, offset, key, value,
+                           list(headers) if headers else None, None, (ts_type, timestamp)))
+            last[topic, partition] = offset
+        for (topic, partition), offset in last.items():
+            tp = STP(topic, partition)
+            self._pos[tp] = offset + 1
+            self._eof_sent.discard(tp)
+            if self._auto_store:
+                self._stored[tp] = (offset + 1, "")
+        return out
 
     def _timestamp_type(self, topic: str) -> int:
         """``TIMESTAMP_LOG_APPEND_TIME`` for a topic with ``message.timestamp.type``
@@ -234,22 +256,24 @@ class Consumer:
             )
         return t
 
-    def _fetch(self, timeout_s: float) -> Message | None:
+    def _fetch(self, timeout_s: float, n: int = 1) -> list[Message]:
+        """Fetch into the buffer (waiting up to ``timeout_s`` for something); up to ``n``
+        messages, or an error event."""
         try:
             # (a float, or inf for no limit: streamlog's poll takes any number)
             wait_ms: Any = timeout_s * 1000
             batches = self._c.poll(timeout_ms=wait_ms)
         except streamlog.OffsetOutOfRangeError as e:
             err = KafkaError(KafkaError._AUTO_OFFSET_RESET, str(e))
-            return Message(None, None, None, error=err)
+            return [Message(None, None, None, error=err)]
         except streamlog.StreamlogError as e:
             if isinstance(e, (streamlog.CommitFailedError, streamlog.GroupError)):
-                return Message(None, None, None, error=self._error(e, self._member_id()))
+                return [Message(None, None, None, error=self._error(e, self._member_id()))]
             raise KafkaException(error_from(e)) from e
         for records in batches.values():
             self._buf.extend(records)
         self._sync_pauses()  # (a partition this poll's join assigned may be paused)
-        return self._message(self._buf.popleft()) if self._buf else None
+        return self._take(n) if self._buf else []
 
     def _eof_event(self) -> Message | None:
         buffered = {(r.topic, r.partition) for r in self._buf}
@@ -279,23 +303,33 @@ class Consumer:
 
     def _commit_stored(self, tps: Iterable[streamlog.TopicPartition] | None, *, sync: bool,
                        quiet: bool) -> list[TopicPartition] | None:
+        """Commit the stored offsets of ``tps`` (None: the assignment) that are past the
+        offset last committed, as librdkafka's ``rd_kafka_topic_partition_list_set_offsets``
+        (a stored offset not above the committed one is left out); none → ``_NO_OFFSET``.
+        A synchronous commit returns every partition asked about, those left out with
+        ``OFFSET_INVALID``, as librdkafka."""
         assigned = self._c.assignment()
         chosen = set(tps) if tps is not None else assigned
         offsets = {
             tp: streamlog.OffsetAndMetadata(off, md)
             for tp, (off, md) in self._stored.items()
-            if tp in chosen and (not quiet or self._committed_stored.get(tp) != off)
+            if tp in chosen and off > self._committed_stored.get(tp, OFFSET_INVALID)
         }
         if not offsets:
             if quiet:
                 return None
             raise KafkaException(KafkaError(KafkaError._NO_OFFSET))
-        return self._commit(offsets, sync=sync, quiet=quiet)
+        done = self._commit(offsets, sync=sync, quiet=quiet)
+        if done is None:
+            return None
+        left_out = [TopicPartition(tp.topic, tp.partition, OFFSET_INVALID)
+                    for tp in chosen if tp not in offsets]
+        return sorted(done + left_out)
 
     def _sync_pauses(self) -> None:
         """Apply ``kafka_cluster.pause``/``resume`` (dropping what was buffered)."""
-        inst = installation(self._log)
-        if inst is None:
+        inst = self._inst
+        if inst is None or not (inst._paused or self._fault_paused):  # (per poll: cheap)
             return
         newly = self._call(lambda: sync_pauses(inst, self._c, self._fault_paused))
         if newly:
@@ -410,7 +444,7 @@ class Consumer:
         regexes = [t[1:] for t in topics if t.startswith("^")]
         for t in plain:
             try:
-                exists = ensure_topic(self._log, t)
+                exists = ensure_topic(self._log, t, self._auto_create)
             except streamlog.InvalidTopicError as e:
                 raise KafkaException(error_from(e)) from e
             if not exists:
@@ -489,32 +523,61 @@ class Consumer:
     def poll(self, timeout: float | None = None) -> Message | None:
         """One message (check ``msg.error()`` first), or None after ``timeout``
         seconds (None or -1: wait forever)."""
-        self._check()
-        wait = _seconds(timeout)
+        if self._closed:
+            raise RuntimeError("Consumer closed")
+        if self._buf and not (self._expired or self._errors):  # the common case, quickly
+            if self._auto_commit and time.monotonic() >= self._next_commit:
+                self._maybe_auto_commit()
+            inst = self._inst
+            if inst is not None and (inst._paused or self._fault_paused):
+                self._sync_pauses()
+            if self._buf and not self._errors:
+                return self._take_one()
+        got = self._next(1, _seconds(timeout))
+        return got[0] if got else None
+
+    def _take_one(self) -> Message:
+        """``_take(1)[0]``, without the batch bookkeeping (poll's hot path)."""
+        topic, partition, offset, timestamp, key, value, headers = self._buf.popleft()
+        tp = STP(topic, partition)
+        self._pos[tp] = offset + 1
+        if self._eof_sent:
+            self._eof_sent.discard(tp)
+        if self._auto_store:
+            self._stored[tp] = (offset + 1, "")
+        return Message(topic, partition, offset, key, value,
+                       list(headers) if headers else None, None,
+                       (self._ts_types.get(topic) or self._timestamp_type(topic), timestamp))
+
+    def _next(self, n: int, wait: float | None) -> list[Message]:
+        """What one poll returns, up to ``n`` messages: an error or EOF event alone, or
+        records; waits up to ``wait`` seconds (None: forever) when there is nothing."""
         if self._expired:  # (expired by kafka_cluster.expire_member: find out first)
             self._expired = False
-            msg = self._fetch(0)
-            if msg is not None:
-                return msg
+            got = self._fetch(0, n)
+            if got:
+                return got
         self._maybe_auto_commit()
         self._sync_pauses()
         if self._errors:
-            return self._errors.popleft()
+            return [self._errors.popleft()]
         if self._buf:
-            return self._message(self._buf.popleft())
-        msg = self._fetch(0)
-        if msg is not None:
-            return msg
+            return self._take(n)
+        got = self._fetch(0, n)
+        if got:
+            return got
         if self._eof:
             ev = self._eof_event()
             if ev is not None:
-                return ev
+                return [ev]
         if wait == 0:
-            return None
-        msg = self._fetch(float("inf") if wait is None else wait)
-        if msg is None and self._eof:
-            return self._eof_event()
-        return msg
+            return []
+        got = self._fetch(float("inf") if wait is None else wait, n)
+        if not got and self._eof:
+            ev = self._eof_event()
+            if ev is not None:
+                return [ev]
+        return got
 
     def consume(self, num_messages: int = 1, timeout: float | None = -1) -> list[Message]:
         """Up to ``num_messages`` messages; waits until that many arrived or ``timeout``
@@ -529,9 +592,9 @@ class Consumer:
         out: list[Message] = []
         while len(out) < num_messages:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            msg = self.poll(left)
-            if msg is not None:
-                out.append(msg)
+            got = self._next(num_messages - len(out), left)
+            if got:
+                out.extend(got)
             elif left is not None and time.monotonic() >= (deadline or 0):
                 break
         return out
@@ -583,8 +646,13 @@ class Consumer:
         for tp in partitions:
             stp = _stp(tp)
             off = self._call(lambda s=stp: self._c.committed(s))  # type: ignore[misc]
-            out.append(TopicPartition(tp.topic, tp.partition,
-                                      OFFSET_INVALID if off is None else off))
+            if off is None:
+                out.append(TopicPartition(tp.topic, tp.partition, OFFSET_INVALID))
+                continue
+            # the commit's metadata too (None when empty, as librdkafka)
+            found = self._c._offsets().committed(stp)
+            metadata = found.metadata if found is not None and found.offset == off else ""
+            out.append(TopicPartition(tp.topic, tp.partition, off, metadata or None))
         return out
 
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
@@ -600,7 +668,8 @@ class Consumer:
         try:
             plog = self._log.partition(partition.topic, partition.partition)
         except (streamlog.UnknownTopicError, streamlog.UnknownPartitionError) as e:
-            raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, str(e))) from e
+            # librdkafka finds no leader for it in its metadata: a local error
+            raise KafkaException(KafkaError(KafkaError._UNKNOWN_PARTITION, str(e))) from e
         return plog.log_start_offset, plog.end_offset
 
     def offsets_for_times(self, partitions: list[TopicPartition], timeout: float | None = None
@@ -616,8 +685,13 @@ class Consumer:
         """Read ``partition`` (assigned) from its ``.offset`` at the next poll."""
         self._check()
         stp = _stp(partition)
-        if stp not in self._c.assignment():
-            raise KafkaException(KafkaError(KafkaError._UNKNOWN_PARTITION))
+        assigned = self._c.assignment()
+        if stp not in assigned:
+            # librdkafka: a partition of a topic this consumer has (assigned) is known
+            # but not being fetched (_STATE); any other is unknown to it
+            known = any(tp.topic == stp.topic for tp in assigned)
+            raise KafkaException(KafkaError(
+                KafkaError._STATE if known else KafkaError._UNKNOWN_PARTITION))
         self._unbuffer([stp], rewind=False)
         self._apply_offsets([partition])
         if partition.offset >= 0:
@@ -646,7 +720,7 @@ class Consumer:
     def list_topics(self, topic: str | None = None, timeout: float | None = -1
                     ) -> ClusterMetadata:
         self._check()
-        return cluster_metadata(self._log, topic)
+        return cluster_metadata(self._log, topic, auto_create=self._auto_create)
 
     def close(self) -> None:
         """Commit the stored offsets (with ``enable.auto.commit``), leave the group."""

@@ -46,19 +46,22 @@ def installation(log: streamlog.Log) -> _state.Installation | None:
     return inst if inst.log is log else None
 
 
-def ensure_topic(log: streamlog.Log, topic: str) -> bool:
+def ensure_topic(log: streamlog.Log, topic: str, allow: bool = True) -> bool:
     """Create ``topic`` (one partition, ``num.partitions=1``) if it is missing and
-    auto-creation is on (``install(auto_create_topics=...)``, default on); True if the
-    topic exists afterwards."""
+    auto-creation is on (``install(auto_create_topics=...)``, default on, and the
+    client's ``allow``: its ``allow.auto.create.topics``); True if the topic exists
+    afterwards."""
     if _state.is_installed():
         try:
             inst = _state.current()
         except _state.NoInstallationError:
             inst = None
         if inst is not None and inst.log is log:
-            return _state.ensure_topic(inst, topic)
+            return _state.ensure_topic(inst, topic, allow=allow)
     if topic in log.topics():
         return True
+    if not allow:
+        return False
     try:
         log.create_topic(topic, 1)
     except streamlog.TopicExistsError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlog
 
+from ._handle import ensure_topic
 from ._types import KafkaError
 
 __all__ = [
@@ -36,7 +37,12 @@ class PartitionMetadata:
         self.error: KafkaError | None = None
 
     def __repr__(self) -> str:
+        if self.error is not None:
+            return f"PartitionMetadata({self.id}, {self.error})"
         return f"PartitionMetadata({self.id})"
+
+    def __str__(self) -> str:
+        return str(self.id)
 
 
 class TopicMetadata:
@@ -66,11 +72,24 @@ class ClusterMetadata:
     def __repr__(self) -> str:
         return f"ClusterMetadata({self.cluster_id})"
 
+    def __str__(self) -> str:
+        return str(self.cluster_id)
 
-def cluster_metadata(log: streamlog.Log, topic: str | None = None) -> ClusterMetadata:
+
+def cluster_metadata(
+    log: streamlog.Log, topic: str | None = None, *, auto_create: bool = False
+) -> ClusterMetadata:
     """``list_topics(topic)``: every topic, or just ``topic`` (with error
-    ``UNKNOWN_TOPIC_OR_PART`` if it does not exist)."""
+    ``UNKNOWN_TOPIC_OR_PART`` if it does not exist). ``auto_create``: a metadata
+    request for a missing ``topic`` creates it, as a broker with
+    ``auto.create.topics.enable`` does for clients with ``allow.auto.create.topics``
+    (librdkafka's default: true for producers and AdminClient, false for consumers)."""
     md = ClusterMetadata()
+    if topic is not None and auto_create:
+        try:
+            ensure_topic(log, topic)
+        except streamlog.InvalidTopicError:
+            pass  # reported below as unknown
     names = log.topics() if topic is None else [topic]
     for name in names:
         try:

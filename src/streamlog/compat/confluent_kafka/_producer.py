@@ -1,7 +1,10 @@
 """confluent-kafka's ``Producer`` over a streamlog producer.
 
 Delivery callbacks run only inside ``poll()``/``flush()`` (and the transactional calls
-that flush), in the calling thread, as librdkafka serves them.
+that flush), in the calling thread, as librdkafka serves them. As in confluent-kafka, a
+delivery report's message has no headers (``headers()`` is None), and ``poll()`` counts
+*events*: the reports of one produced batch are one event, as librdkafka's one
+delivery-report op per ProduceRequest batch.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future
 from typing import Any
 
 import streamlog
@@ -25,7 +27,6 @@ from ._handle import ensure_topic, installation, log_handle, register, unregiste
 from ._metadata import ClusterMetadata, cluster_metadata
 from ._types import (
     TIMESTAMP_CREATE_TIME,
-    Headers,
     KafkaError,
     KafkaException,
     Message,
@@ -36,7 +37,11 @@ from ._types import (
 __all__ = ["Producer"]
 
 DeliveryCallback = Callable[[KafkaError | None, Message], Any]
-_Report = tuple[DeliveryCallback | None, KafkaError | None, Message]
+# a report ready at once (no write): (callback, error, message)
+_Report = tuple[DeliveryCallback | None, KafkaError, Message]
+# a message handed to streamlog, awaiting its report: (future, callback, key, value,
+# monotonic time of produce (0.0 without a callback), partition asked for)
+_Pending = tuple[Any, DeliveryCallback | None, bytes | None, bytes | None, float, int]
 
 
 class _Purged(Exception):  # noqa: N818 - internal marker, never raised to the application
@@ -158,16 +163,26 @@ class Producer:
             conf.callback("on_delivery") or conf.callback("dr_msg_cb") or conf.callback("dr_cb")
         )
         self._only_error = conf.get_bool("delivery.report.only.error", False)
+        self._auto_create = conf.get_bool("allow.auto.create.topics", True)
         self._log = log_handle()
         try:
             self._p = self._log.producer(**kw)
         except streamlog.ConfigError as e:
             raise KafkaException(error_from(e)) from e
-        self._cv = threading.Condition()
-        self._reports: collections.deque[_Report] = collections.deque()
+        # Delivery reports are built by poll()/flush() in the application's thread, from
+        # each partition's FIFO of pending messages (streamlog completes a partition's
+        # records in order): the sender thread only wakes a waiting poll, once per batch
+        # (one done-callback per streamlog batch, not per record).
+        self._lock = threading.Lock()
+        self._cv = threading.Condition(self._lock)
+        self._serving = threading.RLock()  # one thread serves reports at a time
+        self._ready: collections.deque[_Report] = collections.deque()
+        self._pending: dict[tuple[str, int], collections.deque[_Pending]] = {}
+        self._last_batch: dict[tuple[str, int], object] = {}
         self._outstanding = 0  # produced, report not served yet (librdkafka's outq_len)
         self._known: dict[str, int] = {}
         self._acks0 = kw["acks"] == 0
+        self._inst = installation(self._log)
         register(self)  # uninstall() closes it
 
     # ----------------------------------------------------------------- produce
@@ -193,22 +208,22 @@ class Producer:
         cb = on_delivery if on_delivery is not None else callback
         if cb is None:
             cb = self._default_cb
-        if cb is not None and not callable(cb):
+        elif not callable(cb):
             raise TypeError("on_delivery must be callable")
-        vbytes = _to_bytes("value", value)
-        kbytes = _to_bytes("key", key)
-        hdrs = headers_in(headers)
+        vbytes = value if value is None or type(value) is bytes else _to_bytes("value", value)
+        kbytes = key if key is None or type(key) is bytes else _to_bytes("key", key)
+        hdrs = None if headers is None else headers_in(headers)
         if self._outstanding >= self._max_messages:
             raise BufferError(KafkaError(KafkaError._QUEUE_FULL).str())
         count = self._known.get(topic)
         if count is None:
             try:
-                exists = ensure_topic(self._log, topic)
+                exists = ensure_topic(self._log, topic, self._auto_create)
             except streamlog.InvalidTopicError as e:
                 raise KafkaException(error_from(e)) from e
             if not exists:
                 self._report_now(cb, KafkaError(KafkaError._UNKNOWN_TOPIC),
-                                 topic, partition, kbytes, vbytes, hdrs)
+                                 topic, partition, kbytes, vbytes)
                 return
             count = self._known[topic] = len(self._p.partitions_for(topic))
         if partition != -1 and (
@@ -218,15 +233,16 @@ class Producer:
             count = self._known[topic] = len(self._p.partitions_for(topic))
             if not isinstance(partition, int) or not 0 <= partition < count:
                 raise KafkaException(KafkaError(KafkaError._UNKNOWN_PARTITION))
-        inst = installation(self._log)
-        fault = None if inst is None else inst.take_fault("produce")
-        if fault is not None:  # injected through kafka_cluster.fail_next
-            self._report_now(cb, KafkaError(fault.code, retriable=fault.retriable),
-                             topic, partition, kbytes, vbytes, hdrs)
-            return
+        inst = self._inst
         stamp = timestamp or None  # (0: now)
-        if stamp is None and inst is not None:
-            stamp = inst.clock.fixed_ms  # a test set the clock (None: it did not)
+        if inst is not None:
+            fault = inst.take_fault("produce") if inst._faults["produce"] else None
+            if fault is not None:  # injected through kafka_cluster.fail_next
+                self._report_now(cb, KafkaError(fault.code, retriable=fault.retriable),
+                                 topic, partition, kbytes, vbytes)
+                return
+            if stamp is None:
+                stamp = inst.clock._fixed_ms  # a test set the clock (None: it did not)
         try:
             fut = self._p.send(
                 topic, vbytes, kbytes,
@@ -237,63 +253,97 @@ class Producer:
         except (streamlog.IllegalStateError, streamlog.ClosedError,
                 streamlog.TransactionError) as e:
             raise KafkaException(error_from(e)) from e
-        with self._cv:
+        where = (topic, fut._partition)
+        queue = self._pending.get(where)
+        if queue is None:
+            queue = self._pending.setdefault(where, collections.deque())
+        queue.append((fut, cb, kbytes, vbytes, 0.0 if cb is None else time.monotonic(),
+                      partition))
+        with self._lock:
             self._outstanding += 1
-        sent = time.monotonic()
+        batch = fut._batch
+        if self._last_batch.get(where) is not batch:  # the first record of a new batch
+            self._last_batch[where] = batch
+            fut.add_done_callback(self._wake)  # (at once if already done: not under _lock)
 
-        def done(f: Future[Any]) -> None:
-            exc = f.exception()
-            if exc is None:
-                md = f.result()
-                msg = Message(topic, md.partition, md.offset, kbytes, vbytes, hdrs, None,
-                              (TIMESTAMP_CREATE_TIME, md.timestamp), time.monotonic() - sent)
-                err = None
-            elif isinstance(exc, _Purged):
-                err = KafkaError(KafkaError._PURGE_QUEUE)
-                chosen: int = getattr(f, "_partition", partition)
-                msg = Message(topic, chosen, -1001, kbytes, vbytes, hdrs, err)
-            else:
-                err = error_from(exc)
-                msg = Message(topic, partition, -1001, kbytes, vbytes, hdrs, err)
-            with self._cv:
-                self._reports.append((cb, err, msg))
-                self._cv.notify_all()
-
-        fut.add_done_callback(done)
+    def _wake(self, _fut: object) -> None:
+        """A batch completed (on the sender thread): wake a waiting poll/flush."""
+        with self._lock:
+            self._cv.notify_all()
 
     def _report_now(
         self, cb: DeliveryCallback | None, err: KafkaError, topic: str, partition: int,
-        key: bytes | None, value: bytes | None, headers: Headers | None,
+        key: bytes | None, value: bytes | None,
     ) -> None:
-        with self._cv:
+        with self._lock:
             self._outstanding += 1
-            self._reports.append((cb, err, Message(topic, partition, -1001, key, value,
-                                                   headers, err)))
+            self._ready.append((cb, err, Message(topic, partition, -1001, key, value, None, err)))
             self._cv.notify_all()
 
     # ----------------------------------------------------------------- poll/flush
+    def _has_reports(self) -> bool:
+        """A report is ready to serve (a queued failure, or a completed head record)."""
+        if self._ready:
+            return True
+        return any(queue and queue[0][0]._batch.done for queue in list(self._pending.values()))
+
     def _serve(self) -> int:
-        served = 0
-        while True:
-            with self._cv:
-                if not self._reports:
-                    return served
-                cb, err, msg = self._reports.popleft()
-                self._outstanding -= 1
-            served += 1
-            if cb is not None and not (self._only_error and err is None):
-                cb(err, msg)
+        """Run the ready delivery callbacks, each partition's in produce order; returns
+        the number of events served (the reports of one batch are one event)."""
+        events = 0
+        only_error = self._only_error
+        with self._serving:
+            ready = self._ready
+            while ready:
+                cb, err, msg = ready.popleft()
+                with self._lock:
+                    self._outstanding -= 1
+                events += 1
+                if cb is not None:
+                    cb(err, msg)
+            for (topic, _), queue in list(self._pending.items()):
+                last: object = None
+                while queue:
+                    fut, cb, key, value, sent, asked = queue[0]
+                    batch = fut._batch
+                    if not batch.done:
+                        break
+                    queue.popleft()
+                    with self._lock:
+                        self._outstanding -= 1
+                    if batch is not last:
+                        events += 1
+                        last = batch
+                    if cb is None:
+                        continue
+                    # (no headers in delivery reports, as confluent-kafka: its issue #574)
+                    exc = batch.error
+                    if exc is None:
+                        if only_error:
+                            continue
+                        md = fut.result()
+                        cb(None, Message(topic, md.partition, md.offset, key, value, None, None,
+                                         (TIMESTAMP_CREATE_TIME, md.timestamp),
+                                         time.monotonic() - sent))
+                    elif isinstance(exc, _Purged):
+                        err = KafkaError(KafkaError._PURGE_QUEUE)
+                        cb(err, Message(topic, fut._partition, -1001, key, value, None, err))
+                    else:
+                        err = error_from(exc)
+                        cb(err, Message(topic, asked, -1001, key, value, None, err))
+        return events
 
     def poll(self, timeout: float | None = -1) -> int:
         """Serve delivery reports; waits up to ``timeout`` seconds (None/-1: forever)
-        for the first one. Returns the number served."""
+        for the first one. Returns the number of events served: as librdkafka, the
+        reports of one produced batch count once."""
         wait = _seconds(timeout)
         served = self._serve()
         if served or wait == 0:
             return served
         deadline = None if wait is None else time.monotonic() + wait
-        with self._cv:
-            while not self._reports:
+        with self._lock:
+            while not self._has_reports():
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     break
@@ -311,13 +361,13 @@ class Producer:
             pass
         while True:
             self._serve()
-            with self._cv:
+            with self._lock:
                 if self._outstanding == 0:
                     return 0
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return self._outstanding
-                if not self._reports:
+                if not self._has_reports():
                     self._cv.wait(0.05 if left is None else min(left, 0.05))
 
     def __len__(self) -> int:
@@ -345,7 +395,9 @@ class Producer:
             self._p._purge_queued(_Purged("purged from the queue"))
 
     def list_topics(self, topic: str | None = None, timeout: float | None = -1) -> ClusterMetadata:
-        return cluster_metadata(self._log, topic)
+        """The cluster's metadata; a missing ``topic`` named here is auto-created unless
+        ``allow.auto.create.topics=false`` (librdkafka's producer asks the broker to)."""
+        return cluster_metadata(self._log, topic, auto_create=self._auto_create)
 
     # ----------------------------------------------------------------- transactions
     def _txn(self, fn: Callable[[], None], flush: bool = False) -> None:

@@ -202,7 +202,8 @@ class AdminClient:
     """confluent-kafka's ``AdminClient(config)`` for the installed data directory."""
 
     def __init__(self, conf: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        parse({**(conf or {}), **kwargs}, "admin")
+        parsed = parse({**(conf or {}), **kwargs}, "admin")
+        self._auto_create = parsed.get_bool("allow.auto.create.topics", True)
         self._log = log_handle()
 
     # ----------------------------------------------------------------- topics
@@ -261,7 +262,9 @@ class AdminClient:
         return {p.topic: _future(lambda p=p: grow(p)) for p in new_partitions}  # type: ignore[misc]
 
     def list_topics(self, topic: str | None = None, timeout: float = -1) -> ClusterMetadata:
-        return cluster_metadata(self._log, topic)
+        """The cluster's metadata; a missing ``topic`` named here is auto-created unless
+        ``allow.auto.create.topics=false`` (librdkafka asks the broker to)."""
+        return cluster_metadata(self._log, topic, auto_create=self._auto_create)
 
     def describe_configs(self, resources: list[ConfigResource], request_timeout: float = -1
                          ) -> dict[ConfigResource, Future[dict[str, ConfigEntry]]]:

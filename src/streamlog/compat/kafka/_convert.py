@@ -9,6 +9,21 @@ from ... import errors as sl
 from .. import _state
 from . import errors as ke
 
+
+class AssertionTypeError(AssertionError, TypeError):
+    """Bad arguments: kafka-python 2.0.2 asserts (``AssertionError``), 3.x raises
+    ``TypeError``; this is both, so either ``except`` catches it."""
+
+
+class AssertionValueError(AssertionError, ValueError):
+    """As :class:`AssertionTypeError`, where kafka-python 3.x raises ``ValueError``."""
+
+
+class AssertionIllegalStateError(ke.IllegalStateError, AssertionError):
+    """As :class:`AssertionTypeError`, where kafka-python 3.x raises
+    ``IllegalStateError`` (a closed producer, a group call without ``group_id``)."""
+
+
 # most specific first: the first isinstance match wins
 _MAP: tuple[tuple[type[BaseException], type[ke.KafkaError]], ...] = (
     (sl.KafkaTimeoutError, ke.KafkaTimeoutError),

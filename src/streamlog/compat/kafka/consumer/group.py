@@ -11,7 +11,7 @@ from ...._structs import ConsumerRecord as _SlRecord
 from ...._structs import OffsetAndMetadata as _SlOAM
 from ... import _state
 from .. import errors as Errors  # noqa: N812 - kafka-python's spelling
-from .._convert import convert, converted
+from .._convert import AssertionIllegalStateError, convert, converted
 from ..serializer import deserialize
 from ..structs import OffsetAndMetadata, OffsetAndTimestamp, TopicPartition
 from .fetcher import ConsumerRecord
@@ -35,20 +35,35 @@ def _strategy_names(strategies: Iterable[Any]) -> tuple[str, ...]:
 
 
 class _Listener:
-    """Adapts a kafka-python listener (no ``on_partitions_lost``: lost = revoked)."""
+    """Adapts a kafka-python listener (no ``on_partitions_lost``: lost = revoked).
 
-    def __init__(self, listener: Any) -> None:
+    kafka-python's coordinator (eager protocol) calls ``on_partitions_revoked`` with the
+    partitions held, the empty set included, before every join; streamlog calls it only
+    when there is something to revoke. With ``eager``, an assignment not preceded by a
+    revocation since the last one gets ``on_partitions_revoked(set())`` first."""
+
+    def __init__(self, listener: Any, eager: bool) -> None:
         self._l = listener
+        self._eager = eager
+        self._revoked = False  # a revocation was reported since the last assignment
 
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._revoked = True
         self._l.on_partitions_revoked(revoked)
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        if self._eager and not self._revoked:
+            self.on_partitions_revoked(set())
+        self._revoked = False
         self._l.on_partitions_assigned(assigned)
 
     def on_partitions_lost(self, lost: set[TopicPartition]) -> None:
-        fn = getattr(self._l, "on_partitions_lost", None) or self._l.on_partitions_revoked
-        fn(lost)
+        fn = getattr(self._l, "on_partitions_lost", None)
+        if fn is None:
+            self.on_partitions_revoked(lost)
+        else:
+            self._revoked = True
+            fn(lost)
 
 
 class KafkaConsumer:
@@ -157,6 +172,7 @@ class KafkaConsumer:
         with converted():
             self._inst = _state.current()
             self._consumer = self._inst.log.consumer(**kw)
+        self._eager = "cooperative-sticky" not in kw["partition_assignment_strategy"]
         self._closed = False
         self._lock = threading.Lock()
         self._fault_paused: set[TopicPartition] = set()
@@ -256,7 +272,8 @@ class KafkaConsumer:
                     self._inst, t, allow=bool(self.config["allow_auto_create_topics"])
                 )
             self._consumer.subscribe(
-                topics, pattern, None if listener is None else _Listener(listener)  # type: ignore[arg-type]
+                topics, pattern,
+                None if listener is None else _Listener(listener, self._eager),  # type: ignore[arg-type]
             )
         self._subscribed = True
 
@@ -360,7 +377,7 @@ class KafkaConsumer:
 
     def _need_group(self) -> None:
         if self.config["group_id"] is None:
-            raise AssertionError("Requires group_id")
+            raise AssertionIllegalStateError("Requires group_id")
 
     def commit(
         self, offsets: Mapping[TopicPartition, Any] | None = None, timeout_ms: float | None = None

@@ -9,7 +9,12 @@ from typing import Any
 from ... import _state
 from ..._compression import compression_type
 from .. import errors as Errors  # noqa: N812 - kafka-python's spelling
-from .._convert import converted
+from .._convert import (
+    AssertionIllegalStateError,
+    AssertionTypeError,
+    AssertionValueError,
+    converted,
+)
 from ..partitioner.default import DefaultPartitioner
 from ..serializer import serialize
 from ..structs import OffsetAndMetadata, TopicPartition
@@ -184,14 +189,23 @@ class KafkaProducer:
     ) -> FutureRecordMetadata:
         """Publish one record; returns a ``FutureRecordMetadata``.
 
-        As kafka-python: ``AssertionError`` if the producer is closed or both key and
-        value are None; serializers are called for None too; a record larger than
-        ``max_request_size`` fails its future with ``MessageSizeTooLargeError``.
+        As kafka-python: a closed producer, both key and value None, headers that are
+        not a list of ``(str, bytes)`` tuples raise (``AssertionError`` as 2.0.2, which
+        is also 3.x's ``IllegalStateError``/``ValueError``/``TypeError``); serializers
+        are called for None too; a record larger than ``max_request_size`` fails its
+        future with ``MessageSizeTooLargeError``.
         """
         if self._closed:
-            raise AssertionError("KafkaProducer already closed!")
+            raise AssertionIllegalStateError("KafkaProducer already closed!")
         if value is None and key is None:
-            raise AssertionError("Need at least one: key or value")
+            raise AssertionValueError("Need at least one: key or value")
+        if headers is not None:
+            if not isinstance(headers, list):
+                raise AssertionTypeError("headers must be list-type")
+            for item in headers:
+                if not (isinstance(item, tuple) and len(item) == 2
+                        and isinstance(item[0], str) and isinstance(item[1], bytes)):
+                    raise AssertionTypeError("All headers items must be (str, bytes) tuples")
         key_bytes = serialize(self.config["key_serializer"], topic, key)
         value_bytes = serialize(self.config["value_serializer"], topic, value)
         if isinstance(key_bytes, (bytearray, memoryview)):
@@ -200,13 +214,8 @@ class KafkaProducer:
             value_bytes = bytes(value_bytes)
         for what, data in (("key", key_bytes), ("value", value_bytes)):
             if data is not None and not isinstance(data, bytes):
-                raise AssertionError(f"{what} must be bytes after serialization, "
-                                     f"not {type(data).__name__}")
-        if headers is not None:
-            headers = list(headers)
-            for item in headers:
-                if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
-                    raise AssertionError("headers must be a list of (str, bytes) tuples")
+                raise AssertionTypeError(f"{what} must be bytes after serialization, "
+                                         f"not {type(data).__name__}")
         self._ensure_topic(topic)
         fault = self._inst.take_fault("produce")
         if fault is not None:  # injected through kafka_cluster.fail_next
