@@ -41,7 +41,8 @@ know the bytes on disk that the raw read went through. MB is 10^6 bytes.
    (b)/(a) is taken per round, the median reported. (c) a second
    ``log.compact(topic)``: with ``delete.retention.ms=0`` the surviving
    tombstones' delete horizon has passed, so it drops them
-   (``tombstones_removed``).
+   (``tombstones_removed``). The partition's segment count after both is
+   reported too (``Log.partition(...).segment_count``).
 2. Tables. A one-partition topic of M records with M distinct random 16-byte
    keys and 100-byte values, written once. Per round: ``log.table(topic)`` timed
    (the first refresh reads the whole topic), then ``table[key]`` for random
@@ -303,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
                         t0 = time.perf_counter()
                         st2 = log.compact(topic)
                         dt2 = time.perf_counter() - t0
+                        segs_left = log.partition(topic, 0).segment_count
                         read_mb = f["bytes"] / dt_read / 1e6
                         clean_mb = st.bytes_before / dt / 1e6
                         add(f"read-{k}", read_mb)
@@ -322,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
                         add(f"after2-{k}", st2.records_after)
                         add(f"segs2-{k}", st2.segments_cleaned)
                         add(f"clean2-ms-{k}", dt2 * 1e3)
+                        add(f"segs-left-{k}", segs_left)
                         facts[f"c{k}"] = f
                         note(
                             f"round {r + 1}, {k:,} keys: read {read_mb:.0f} MB/s, "
@@ -453,6 +456,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"({median(res[f'bytes-before-{k}']) / 1e6:,.1f} -> "
                 f"{median(res[f'bytes-after-{k}']) / 1e6:,.2f} MB); {f['distinct']:,} keys "
                 f"written, {f['tombstones']:,} tombstones written",
+            )
+            table.row(
+                f"1  segments after compaction, {k:,} keys",
+                f"{median(res[f'segs-left-{k}']):,.0f}",
+                spread(res[f"segs-left-{k}"]),
+                f"segment files after both compacts (the active one included), from "
+                f"{median(res[f'segs-disk-{k}']):.0f} before; segment.bytes {seg:,}",
             )
             table.row(
                 f"1  2nd compact: tombstones removed, {k:,} keys",

@@ -13,7 +13,8 @@ changed with the environment variables the tests read:
 ``STREAMLOG_SOAK_KILLS`` (per ack level, default 250),
 ``STREAMLOG_SOAK_POWER_CUTS`` (5000), ``STREAMLOG_SOAK_EXAMPLES`` (3000),
 ``STREAMLOG_SOAK_FUZZ`` (in-process file fuzz cases, 94000),
-``STREAMLOG_SOAK_DIR_FUZZ`` (whole-directory fuzz cases in a child, 6000).
+``STREAMLOG_SOAK_DIR_FUZZ`` (whole-directory fuzz cases in a child, 6000),
+``STREAMLOG_SOAK_ROUNDS`` (rounds of the power cuts in compaction, 10).
 The I/O error loop and the crash points always run every k and every n.
 """
 
@@ -37,6 +38,7 @@ QUICK = {
     "STREAMLOG_SOAK_EXAMPLES": "100",
     "STREAMLOG_SOAK_FUZZ": "3000",
     "STREAMLOG_SOAK_DIR_FUZZ": "300",
+    "STREAMLOG_SOAK_ROUNDS": "1",
 }
 
 

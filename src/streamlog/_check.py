@@ -32,6 +32,7 @@ from .errors import (
     StorageIOError,
     UnsupportedFormatError,
 )
+from .storage._cleaner import superseded
 from .storage._codec import RecordBatch
 from .storage._datadir import FORMAT_FILE, DataDir, read_json
 from .storage._partition import PartitionLog
@@ -48,7 +49,9 @@ class Problem:
     ``missing-index``, ``orphan`` (an index without a log), ``temporary`` (a
     leftover temporary file; also a ``.cleaned`` or ``.swap`` file of an
     interrupted compaction, which the next cleaning of the partition or the next
-    recovery completes or drops, or seen harmlessly while a cleaner is at work),
+    recovery completes or drops, or seen harmlessly while a cleaner is at work;
+    and a segment, or an index file, that a merged rewrite supersedes: its
+    range is inside that of a segment the cleaner wrote, whose seal skips it),
     ``gap`` (a segment that does not continue where
     the previous one ended), ``unsealed`` (a segment that is not the last but
     has no seal), ``metadata`` (an unreadable metadata file), ``format``,
@@ -153,17 +156,34 @@ def _check_partition(pdir: str, config: TopicConfig, report: CheckReport) -> Non
     bases = sorted(
         b for n in names if n.endswith(LOG_SUFFIX) and (b := name_to_offset(n)) is not None
     )
+    stems = sorted(
+        {
+            b
+            for n in names
+            if n.endswith((LOG_SUFFIX, INDEX_SUFFIX, TIMEINDEX_SUFFIX))
+            and (b := name_to_offset(n)) is not None
+        }
+    )
+    # segments (and index files) a merged rewrite supersedes: left by a group swap
+    # under way or interrupted, removed by the next cleaning or recovery
+    merged = superseded(pdir, stems, bases)
     for n in sorted(names):
         full = os.path.join(pdir, n)
+        b = name_to_offset(n)
         if n.endswith((".cleaned", ".swap")):
             detail = "of a compaction under way or interrupted (finished or dropped next time)"
             report.problems.append(Problem("temporary", full, None, detail))
         elif n.endswith(TEMP_SUFFIXES):
             report.problems.append(Problem("temporary", full))
-        elif n.endswith((INDEX_SUFFIX, TIMEINDEX_SUFFIX)):
-            b = name_to_offset(n)
-            if b is None or b not in bases:
-                report.problems.append(Problem("orphan", full))
+        elif b in merged and n.endswith((LOG_SUFFIX, INDEX_SUFFIX, TIMEINDEX_SUFFIX)):
+            detail = (
+                "merged into an earlier segment by a compaction under way or interrupted "
+                "(removed next time)"
+            )
+            report.problems.append(Problem("temporary", full, None, detail))
+        elif n.endswith((INDEX_SUFFIX, TIMEINDEX_SUFFIX)) and (b is None or b not in bases):
+            report.problems.append(Problem("orphan", full))
+    bases = [b for b in bases if b not in merged]
     expected_base: int | None = None
     for i, base in enumerate(bases):
         report.segments += 1
@@ -230,6 +250,10 @@ def _check_segment(seg: Segment, is_last: bool, report: CheckReport) -> None:
             report.records += batch.record_count
             if batch.record_count < batch.last_offset - batch.base_offset + 1:
                 _check_compacted(seg, pos, batch, report)
+    if os.path.exists(seg.index_path + ".swap"):
+        # A compaction swapped this segment's log in and not yet its index (reported as
+        # ``temporary`` above): the live index is the old one's until it is finished.
+        return
     expected = seg.expected_index_entries(result.end)
     oi = seg.offset_index
     actual = [oi.entry(i) for i in range(oi.count)]

@@ -14,6 +14,9 @@ key), then starts two readers in child processes:
 While they read, the parent writes more and compacts, several rounds. Each round
 is announced through a file the children wait for, never by timing. A child
 killed by SIGBUS (or any signal) fails the test, as does any anomaly it reports.
+Two shapes: 9 keys (every round merges the cleaned log into one segment) and 150
+keys written in a scattered order (rounds merge segments in several groups, and
+leave full ones alone), so readers see segments merged away under them.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import os
 import signal
 import subprocess
 import sys
+
+import pytest
 
 import streamlog
 from streamlog.storage import prepare_batch
@@ -107,8 +112,12 @@ def _value(off: int, key: bytes) -> bytes:
     return b"%d:%s:" % (off, key) + b"x" * (off % 120)
 
 
-def test_readers_in_other_processes_read_across_swaps(tmp_path: os.PathLike[str]) -> None:
+@pytest.mark.parametrize("keys", [KEYS, 150])
+def test_readers_in_other_processes_read_across_swaps(
+    tmp_path: os.PathLike[str], keys: int
+) -> None:
     root = os.fspath(tmp_path)
+    merged = 0
     stop = os.path.join(root, "stop")
     go = os.path.join(root, "go")
     expected: dict[bytes, int] = {}
@@ -116,7 +125,8 @@ def test_readers_in_other_processes_read_across_swaps(tmp_path: os.PathLike[str]
     def write(p: streamlog.storage.PartitionLog, n: int) -> None:
         for _ in range(n):
             off = p.end_offset
-            key = b"k%d" % (off % KEYS)
+            k = off % keys if keys == KEYS or off % 3 == 0 else off * 2654435761 % 2**32 % keys
+            key = b"k%d" % k
             r = p.append(prepare_batch([_value(off, key)], [key], 1000 + off))
             assert r.base_offset == off
             expected[key] = off
@@ -146,12 +156,14 @@ def test_readers_in_other_processes_read_across_swaps(tmp_path: os.PathLike[str]
                 assert proc.stdout.readline().strip() == b"READY", proc.stderr
             cleaned = 0
             for round_ in range(ROUNDS):
+                before = p.segment_count
                 stats = log.compact("t")
                 cleaned += stats.segments_cleaned
+                merged += before - p.segment_count
                 if round_ == 0:
                     open(go, "w").close()
                 write(p, 120)
-            assert cleaned > 0
+            assert cleaned > 0 and merged > 0
             open(stop, "w").close()
             out_s, err_s = scanner.communicate(timeout=120)
             out_c, err_c = consumer.communicate(timeout=120)
@@ -171,5 +183,8 @@ def test_readers_in_other_processes_read_across_swaps(tmp_path: os.PathLike[str]
     last_c = out_c.split(b"\n")[-2].split()
     assert last_c[0] == b"CONSUMER" and int(last_c[2]) == 0, out_c.decode()[-3000:]
     assert int(last_c[3]) == end - 1, "the consumer did not reach the end"
-    print(f"\nscanner: {int(last_s[1])} passes; consumer: {int(last_c[1])} records")
+    print(
+        f"\n{keys} keys: scanner {int(last_s[1])} passes; consumer {int(last_c[1])} records; "
+        f"{merged} segments merged away"
+    )
     assert streamlog.check(root).ok

@@ -38,8 +38,14 @@ from ._figures import record
 from ._points import clean_points
 
 TOPIC = "t"
-CONFIG = {"cleanup.policy": "compact", "segment.bytes": 4096, "delete.retention.ms": 0}
+CONFIG = {
+    "cleanup.policy": "compact",
+    "segment.bytes": 4096,
+    "index.interval.bytes": 256,
+    "delete.retention.ms": 0,
+}
 KEYS = 6
+MANY_KEYS = 80  # (300 records: 9 sealed segments, cleaned into 4 groups of merged ones)
 
 COMPACT = """
 import sys, streamlog
@@ -85,13 +91,21 @@ def _read(p: PartitionLog) -> list[tuple[int, bytes | None, bytes | None]]:
     return out
 
 
-def _setup(root: str) -> dict[int, tuple[bytes, bytes | None]]:
+def _key(i: int, keys: int) -> bytes:
+    if keys == KEYS:
+        return b"k%d" % (i % keys)
+    # (scattered: the latest records of the keys are spread over the whole log, so the
+    # cleaned segments are of all sizes and merge in several groups)
+    return b"k%d" % ((i * 2654435761 % 2**32) % keys if i % 3 else i % keys)
+
+
+def _setup(root: str, keys: int = KEYS) -> dict[int, tuple[bytes, bytes | None]]:
     written: dict[int, tuple[bytes, bytes | None]] = {}
     with streamlog.open(root, cleaner=False) as log:
         log.create_topic(TOPIC, 1, CONFIG)
         p = log.partition(TOPIC, 0)
-        for i in range(160):
-            key, value = b"k%d" % (i % KEYS), _value(i)
+        for i in range(160 if keys == KEYS else 300):
+            key, value = _key(i, keys), _value(i)
             off = p.append(prepare_batch([value], [key], 1000 + i)).base_offset
             written[off] = (key, value)
         assert p.segment_count >= 4
@@ -127,11 +141,13 @@ def _child(code: str, args: list[str], env: dict[str, str]) -> subprocess.Comple
     )
 
 
-def clean_point_loop(tmp: str, points: list[str], max_n: int) -> dict[str, int]:
+def clean_point_loop(
+    tmp: str, points: list[str], max_n: int, keys: int = KEYS
+) -> dict[str, int]:
     figs = {"points": 0, "point_x_n": 0, "kills": 0, "completed": 0}
     for point in points:
         root = os.path.join(tmp, point)
-        written = _setup(root)
+        written = _setup(root, keys)
         if point == "clean.swap_completed":
             # leave a committed swap behind: the next open's recovery finishes it
             env = dict(os.environ, STREAMLOG_CRASHPOINT="clean.swap_renamed:1")
@@ -164,6 +180,8 @@ def test_clean_points_exist() -> None:
         "clean.cleaned_written",
         "clean.swap_renamed",
         "clean.log_replaced",
+        "clean.merged_synced",
+        "clean.superseded_deleted",
         "clean.indexes_replaced",
         "clean.checkpointed",
         "clean.swap_completed",
@@ -171,10 +189,94 @@ def test_clean_points_exist() -> None:
 
 
 def test_every_clean_point_every_n(tmp_path: os.PathLike[str]) -> None:
+    """Two shapes: few keys (the log is merged into one segment: every point is passed
+    once) and many keys (four groups of merged segments: every point several times)."""
     t0 = time.monotonic()
-    figs = clean_point_loop(os.fspath(tmp_path), clean_points(), max_n=50)
-    print(f"\nclean crash points x n: {figs}; {time.monotonic() - t0:.1f}s")
-    record("T2 clean crash points", **figs)
+    for keys in (KEYS, MANY_KEYS):
+        figs = clean_point_loop(os.path.join(tmp_path, f"k{keys}"), clean_points(), 50, keys)
+        print(f"\nclean crash points x n, {keys} keys: {figs}; {time.monotonic() - t0:.1f}s")
+        record("T2 clean crash points", **figs)
+        assert figs["points"] == len(clean_points())
+    assert figs["kills"] > figs["points"]  # (several groups: some points at n > 1 too)
+
+
+def _check_view(
+    p: PartitionLog, written: dict[int, tuple[bytes, bytes | None]], what: str
+) -> None:
+    """What a reader sees: every record the one written at its offset, in order, once;
+    the latest write of every key there (or, for a tombstone, maybe gone)."""
+    last: dict[bytes, int] = {}
+    for off, (key, _v) in sorted(written.items()):
+        last[key] = off
+    records = _read(p)
+    offsets = [o for o, _k, _v in records]
+    assert offsets == sorted(set(offsets)), f"{what}: order broken or a record twice"
+    for o, k, v in records:
+        assert written.get(o) == (k, v), f"{what}: offset {o} reads {(k, v)}"
+    seen = set(offsets)
+    for key, off in last.items():
+        assert off in seen or written[off][1] is None, f"{what}: latest {key!r} lost"
+
+
+def open_elsewhere_loop(tmp: str, points: list[str], max_n: int) -> dict[str, int]:
+    """The crash-point loop while this process keeps the directory open (so no open
+    recovers it): after each kill, the handle that was open throughout (its maps of the
+    old segments), a partition opened afresh (it lists the directory as the kill left
+    it) and ``check`` (leftovers of the swap are ``temporary``, nothing else) see a
+    whole log; a later round in another process finishes what the kill left, and one
+    here at the end leaves a clean directory."""
+    figs = {"points": 0, "point_x_n": 0, "kills": 0, "completed": 0}
+    for point in points:
+        root = os.path.join(tmp, point)
+        written = _setup(root, MANY_KEYS)
+        with streamlog.open(root, cleaner=False) as log:
+            p = log.partition(TOPIC, 0)
+            _check_view(p, written, point)  # (maps every segment)
+            if point == "clean.swap_completed":
+                env = dict(os.environ, STREAMLOG_CRASHPOINT="clean.swap_renamed:1")
+                assert _child(COMPACT, [root], env).returncode == -signal.SIGKILL
+            for n in range(1, max_n + 1):
+                env = dict(os.environ, STREAMLOG_CRASHPOINT=f"{point}:{n}")
+                proc = _child(COMPACT, [root], env)
+                what = f"{point}:{n} (open elsewhere)"
+                if proc.returncode == 0:
+                    figs["completed"] += 1
+                    _check_view(p, written, what)
+                    break
+                assert proc.returncode == -signal.SIGKILL, (
+                    f"{what}: rc {proc.returncode}\n{proc.stderr.decode()[-3000:]}"
+                )
+                figs["kills"] += 1
+                figs["point_x_n"] += 1
+                _check_view(p, written, what)
+                fresh = PartitionLog(p.path, p.config)
+                try:
+                    _check_view(fresh, written, what + ", opened afresh")
+                    if not [n for n in os.listdir(p.path) if n.endswith(".swap")]:
+                        fresh._check()  # (a live index may be the old one's till then)
+                finally:
+                    fresh.close()
+                report = streamlog.check(root)
+                kinds = {pr.kind for pr in report.problems}
+                assert kinds <= {"temporary"}, f"{what}:\n{report}"
+            log.compact(TOPIC)
+            _check_view(p, written, f"{point}: the last round here")
+            p._check()
+            r = p.append(prepare_batch([b"after"], [b"k0"], 5000), sync=True)
+            written[r.base_offset] = (b"k0", b"after")
+        report = streamlog.check(root)
+        assert report.ok, f"{point}:\n{report}"
+        assert figs["kills"], f"{point} never reached"
+        figs["points"] += 1
+        shutil.rmtree(root)
+    return figs
+
+
+def test_every_clean_point_while_open_elsewhere(tmp_path: os.PathLike[str]) -> None:
+    t0 = time.monotonic()
+    figs = open_elsewhere_loop(os.fspath(tmp_path), clean_points(), max_n=50)
+    print(f"\nclean crash points x n, open elsewhere: {figs}; {time.monotonic() - t0:.1f}s")
+    record("T2 clean crash points, open elsewhere", **figs)
     assert figs["points"] == len(clean_points())
 
 
@@ -264,5 +366,6 @@ def test_kill9_during_compaction_soak(tmp_path: os.PathLike[str]) -> None:
 @pytest.mark.soak
 @pytest.mark.timeout(0)
 def test_every_clean_point_every_n_soak(tmp_path: os.PathLike[str]) -> None:
-    figs = clean_point_loop(os.fspath(tmp_path), clean_points(), max_n=200)
-    record("T2 clean crash points", **figs)
+    for keys in (KEYS, MANY_KEYS):
+        figs = clean_point_loop(os.path.join(tmp_path, f"k{keys}"), clean_points(), 200, keys)
+        record("T2 clean crash points", **figs)

@@ -7,6 +7,7 @@ subject.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -607,3 +608,375 @@ def test_a_swap_file_that_is_not_a_rewrite_is_dropped(tmp_path: os.PathLike[str]
         assert len(finish_swaps(p.path)) == 2
         assert read_all(p) == before
         assert streamlog.check(log.path).ok
+
+
+# ---------------------------------------------------------------- merging
+
+
+def _scattered(i: int, keys: int) -> bytes:
+    """A key order whose latest writes are spread over the log (cleaned segments of all
+    sizes, merged in several groups)."""
+    return b"k%d" % ((i * 2654435761 % 2**32) % keys if i % 3 else i % keys)
+
+
+def _sizes(p: PartitionLog) -> list[tuple[int, int, int | None]]:
+    """(base offset, size in bytes, next base) of every segment."""
+    return [(s.base_offset, s.size_bytes, s.next_base) for s in p.segments()]
+
+
+def test_small_cleaned_segments_are_merged(tmp_path: os.PathLike[str]) -> None:
+    clock = Clock()
+    cfg = {**SMALL, "index.interval.bytes": 256}
+    with opened(os.fspath(tmp_path), clock, cfg) as (log, p):
+        for i in range(600):
+            put(p, _scattered(i, 80), b"v%d-" % i + b"x" * (i % 97), clock.ms())
+        before = read_all(p)
+        sealed_before = [b for b, _s, _n in _sizes(p)[:-1]]
+        stats = log.compact("t")
+        after = read_all(p)
+        segs = _sizes(p)
+        assert stats.segments_cleaned == len(sealed_before)
+        assert p.segment_count < len(sealed_before) // 2 + 1, segs
+        # offsets and order unchanged, the latest of every key kept
+        original = {o: (k, v) for o, k, v in before}
+        assert all(original[o] == (k, v) for o, k, v in after)
+        assert latest(after) == latest(before)
+        # merged segments are named by their first base, end where their last ended,
+        # and stay within segment.bytes; the chain of seals is whole
+        assert segs[0][0] == 0
+        assert {b for b, _s, _n in segs} <= set(sealed_before) | {segs[-1][0]}
+        for (_base, size, nxt), (next_base, _s2, _n2) in itertools.pairwise(segs):
+            assert nxt == next_base and size <= 4096 + 72
+        p._check()
+        assert streamlog.check(log.path).ok
+        # nothing left to merge: a second round rewrites nothing
+        again = log.compact("t")
+        assert again.segments_cleaned == 0 and _sizes(p) == segs
+    with opened(os.fspath(tmp_path), clock, cfg) as (log, p):  # reopened: the same log
+        assert read_all(p) == after
+        p._check()
+
+
+def test_a_round_merges_up_to_segment_bytes(tmp_path: os.PathLike[str]) -> None:
+    """A segment joins the group before it only while the group stays within
+    segment.bytes (its frames and a seal)."""
+    clock = Clock()
+    with opened(os.fspath(tmp_path), clock) as (log, p):
+        for i in range(400):
+            put(p, b"u%d" % i, b"y" * 40, clock.ms())  # unique keys: nothing superseded
+        p.roll()
+        for i in range(400):
+            put(p, b"u%d" % i, None, clock.ms())  # ... until all are deleted
+        p.roll()
+        count = p.segment_count
+        log.compact("t")
+        # (a segment's frames may fill segment.bytes, its seal comes on top: a merged
+        # group is held to less, frames and seal within segment.bytes)
+        assert all(size <= 4096 + 72 for _b, size, _n in _sizes(p))
+        assert p.segment_count < count * 2 // 3
+        # the tombstones got their horizon; past it they go, and the empty segments merge
+        clock.now += DAY_MS / 1000 + 1
+        stats = log.compact("t")
+        assert stats.tombstones_removed == 399  # (the round's last batch is kept whole)
+        assert p.segment_count == 2
+        assert [r[0] for r in read_all(p)] == [799]
+        p._check()
+
+
+def test_the_index_limits_a_merged_group(tmp_path: os.PathLike[str]) -> None:
+    """Both indexes of a merged segment stay within segment.index.bytes."""
+    clock = Clock()
+    cfg = {
+        **SMALL,
+        "segment.bytes": 64 * 1024,
+        "segment.index.bytes": 4096,
+        "index.interval.bytes": 0,  # an entry for every batch but the first
+    }
+    with opened(os.fspath(tmp_path), clock, cfg) as (log, p):
+        for i in range(1200):
+            put(p, b"k%d" % i, b"z" * 8, clock.ms())
+            if i % 100 == 99:
+                p.roll()
+        log.compact("t")
+        for seg in p.segments()[:-1]:
+            assert seg.offset_index.count <= 4096 // 8
+            assert seg.time_index.count <= 4096 // 12
+        assert p.segment_count < 12
+        p._check()
+        assert streamlog.check(log.path).ok
+
+
+def test_the_rules_of_a_group(tmp_path: os.PathLike[str]) -> None:
+    """A segment joins the group before it while the frames and a seal fit segment.bytes,
+    the offsets fit 32 bits of the group's base, and the tombstones it keeps have the
+    group's delete horizon; a first segment always fits."""
+    from streamlog.storage._cleaner import _Cleaned, _Group
+    from streamlog.storage._segment import MAX_RELATIVE
+
+    class _Log:
+        config = streamlog.TopicConfig.from_dict(
+            {"cleanup.policy": "compact", "segment.bytes": 4096}
+        )
+
+    def cleaned(
+        base: int, nxt: int, size: int = 0, tombstones: bool = False, horizon: int = 1
+    ) -> _Cleaned:
+        frames = [(bytes(size), nxt - 1, 0)] if size else []
+        return _Cleaned(base, nxt, 0, 72, frames, False, 1, horizon, tombstones, False)
+
+    root = os.fspath(tmp_path)
+    group = _Group(root, 0, _Log())  # type: ignore[arg-type]
+    assert group.add(cleaned(0, 10, 3000, tombstones=True, horizon=7))
+    assert not group.add(cleaned(10, 20, 1032))  # 3000 + 1032 + a seal > 4096
+    assert not group.add(cleaned(10, 20, 8, tombstones=True, horizon=5))  # another horizon
+    assert group.add(cleaned(10, 20, 8, tombstones=True, horizon=7))
+    assert group.add(cleaned(20, 30, 1016))  # (no tombstone: any horizon) 4024 + 72 = 4096
+    assert group.add(cleaned(30, 31))  # a segment cleaned empty adds nothing: it fits
+    assert not group.add(cleaned(31, 40, 8))  # (full)
+    assert [c.base for c in group.members] == [0, 10, 20, 30] and group.seal_horizon() == 7
+    group.close()
+    group = _Group(root, 0, _Log())  # type: ignore[arg-type]
+    assert group.add(cleaned(0, 10, 5000))  # a first segment always fits
+    group.close()
+    group = _Group(root, 0, _Log())  # type: ignore[arg-type]
+    assert group.add(cleaned(0, 10))
+    assert group.add(cleaned(10, MAX_RELATIVE + 1))  # the last offset, MAX_RELATIVE: fits
+    assert not group.add(cleaned(MAX_RELATIVE + 1, MAX_RELATIVE + 3))
+    group.close()
+
+
+def test_tombstones_of_different_horizons_are_not_merged(tmp_path: os.PathLike[str]) -> None:
+    """The horizon is kept per segment: a tombstone's removal is neither brought forward
+    nor put off by merging (segments that keep tombstones merge only with the same
+    horizon); once the older ones are gone, the segments merge."""
+    clock = Clock()
+    cfg = {**SMALL, "delete.retention.ms": 60_000}
+    with opened(os.fspath(tmp_path), clock, cfg) as (log, p):
+        for i in range(20):
+            put(p, b"a%d" % i, b"x" * 50, clock.ms())
+        first = [put(p, b"a%d" % i, None, clock.ms()) for i in range(3)]
+        p.roll()
+        log.compact("t")  # first cleaning: horizon T0 + 60 s
+        assert p.segment_count == 2
+        clock.now += 30
+        second = [put(p, b"b%d" % i, None, clock.ms()) for i in range(3)]
+        put(p, b"c", b"after", clock.ms())
+        p.roll()
+        log.compact("t")  # the new segment's horizon is T0 + 90 s: not merged
+        horizons = _horizons(p)
+        assert len(horizons) == 2 and horizons[0] != horizons[1], horizons
+        kept = {r[0] for r in read_all(p)}
+        assert set(first) | set(second) <= kept
+        clock.now += 31  # past the first horizon only
+        stats = log.compact("t")
+        kept = {r[0] for r in read_all(p)}
+        assert not set(first) & kept and set(second) <= kept
+        assert stats.tombstones_removed == 3
+        assert p.segment_count == 2  # merged now: the first segment keeps no tombstone
+        assert _horizons(p) == [int((T0 + 30) * 1000) + 60_000]
+        p._check()
+
+
+def _interrupt(point: str, n: int = 1, action: object = None) -> object:
+    """A context manager making the n-th pass of crash point ``point`` raise (a cleaner
+    "killed" there, its process still alive: what it wrote stays as it is), or call
+    ``action`` instead."""
+    import streamlog.storage._cleaner as cleaner_mod
+
+    class Ctx:
+        def __enter__(self) -> None:
+            self.real = cleaner_mod.crashpoint
+            counts: dict[str, int] = {}
+
+            def fake(name: str) -> None:
+                counts[name] = counts.get(name, 0) + 1
+                if name == point and counts[name] == n:
+                    if action is None:
+                        raise _Killed(name)
+                    action()  # type: ignore[operator]
+
+            cleaner_mod.crashpoint = fake
+
+        def __exit__(self, *exc: object) -> None:
+            cleaner_mod.crashpoint = self.real
+
+    return Ctx()
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        "clean.cleaned_written",
+        "clean.swap_renamed",
+        "clean.log_replaced",
+        "clean.merged_synced",
+        "clean.superseded_deleted",
+        "clean.indexes_replaced",
+    ],
+)
+def test_an_interrupted_group_swap_reads_whole_and_is_finished(
+    tmp_path: os.PathLike[str], point: str
+) -> None:
+    """Killed anywhere in a group swap: the handle that was open, a partition opened
+    afresh (it lists the directory: the segments the merged one supersedes are left
+    out while a ``.swap`` file says a swap is unfinished) and ``check`` (which reports
+    them as ``temporary``) see every record once; the next round finishes the swap."""
+    clock = Clock()
+    root = os.fspath(tmp_path)
+    with opened(root, clock) as (log, p):
+        for i in range(300):
+            put(p, _scattered(i, 80), b"v%d-" % i + b"x" * (i % 97), clock.ms())
+        before = read_all(p)
+        with _interrupt(point), pytest.raises(_Killed):  # type: ignore[attr-defined]
+            log.compact("t")
+        seen = read_all(p)
+        original = dict((o, (k, v)) for o, k, v in before)
+        assert all(original[o] == (k, v) for o, k, v in seen)
+        assert latest(seen) == latest(before)
+        fresh = PartitionLog(p.path, p.config, clock=clock)
+        try:
+            assert read_all(fresh) == seen
+        finally:
+            fresh.close()
+        report = streamlog.check(root)
+        assert {pr.kind for pr in report.problems} <= {"temporary"}, report
+        if point not in ("clean.cleaned_written", "clean.indexes_replaced"):
+            assert any(n.endswith(".swap") for n in os.listdir(p.path))
+        log.compact("t")
+        assert not [n for n in os.listdir(p.path) if n.endswith((".swap", ".cleaned"))]
+        assert latest(read_all(p)) == latest(before)
+        p._check()
+    assert streamlog.check(root).ok
+
+
+def test_superseded_segments_are_left_out_of_a_listing(tmp_path: os.PathLike[str]) -> None:
+    from streamlog.storage._cleaner import superseded
+
+    clock = Clock()
+    with opened(os.fspath(tmp_path), clock) as (log, p):
+        for i in range(300):
+            put(p, _scattered(i, 80), b"v%d-" % i + b"x" * (i % 97), clock.ms())
+        bases = [s.base_offset for s in p.segments()]
+        with _interrupt("clean.superseded_deleted"), pytest.raises(_Killed):  # type: ignore[attr-defined]
+            log.compact("t")
+        listed = sorted(
+            int(n[:20]) for n in os.listdir(p.path) if n.endswith(".log")
+        )
+        gone = superseded(p.path, listed, listed)
+        assert gone and gone < set(bases)
+        assert p._list_bases() == [b for b in listed if b not in gone]
+        # without a .swap file left, a listing looks at no seal (recovery sweeps)
+        log.compact("t")
+        assert p._list_bases() == sorted(
+            int(n[:20]) for n in os.listdir(p.path) if n.endswith(".log")
+        )
+
+
+def test_retention_deleting_a_group_under_the_cleaner_wins(tmp_path: os.PathLike[str]) -> None:
+    """delete_records deletes the first segment of a group between its rewrite and its
+    swap: the swap is dropped (the records stay deleted) and the log stays whole."""
+    clock = Clock()
+    with opened(os.fspath(tmp_path), clock) as (log, p):
+        for i in range(300):
+            put(p, _scattered(i, 80), b"v%d-" % i + b"x" * (i % 97), clock.ms())
+        second = p.segments()[1].base_offset
+        target = second + 1
+
+        def delete() -> None:
+            p.delete_records(target)
+
+        with _interrupt("clean.swap_renamed", action=delete):  # type: ignore[attr-defined]
+            log.compact("t")
+        assert p.log_start_offset == target
+        assert read_all(p)[0][0] >= target
+        assert not [n for n in os.listdir(p.path) if n.endswith((".swap", ".cleaned"))]
+        p._check()
+        assert streamlog.check(log.path).ok
+        log.compact("t")  # (the next round merges what is left)
+        assert p.log_start_offset == target and read_all(p)[0][0] >= target
+        p._check()
+
+
+def test_the_log_start_inside_a_merged_segment(tmp_path: os.PathLike[str]) -> None:
+    clock = Clock()
+    with opened(os.fspath(tmp_path), clock) as (log, p):
+        for i in range(300):
+            put(p, _scattered(i, 80), b"v%d-" % i + b"x" * (i % 97), clock.ms())
+        log.compact("t")
+        first = p.segments()[0]
+        assert first.next_base is not None and first.next_base > 2
+        kept = [r for r in read_all(p) if r[0] < first.next_base]
+        middle = kept[len(kept) // 2][0]
+        assert p.delete_records(middle) == middle
+        assert p.segments()[0].base_offset == 0  # (it holds records from the start on)
+        assert read_all(p)[0][0] == middle
+        p.enforce_retention()
+        log.compact("t")
+        assert read_all(p)[0][0] == middle
+        p._check()
+
+
+# ---------------------------------------------------------------- tombstone rounds
+
+
+def test_background_cleaner_removes_tombstones_past_their_horizon(
+    tmp_path: os.PathLike[str],
+) -> None:
+    """With nothing dirty enough, the background cleaner still runs a round once a
+    tombstone it kept has passed its delete horizon (the time is in the checkpoint)."""
+    from streamlog.storage._cleaner import CleanerThread, read_tombstones_due
+
+    clock = Clock()
+    root = os.fspath(tmp_path)
+    cfg = {**SMALL, "delete.retention.ms": 60_000}
+    with streamlog.open(root, clock=clock, cleaner={"backoff_ms": 3_600_000}) as log:
+        log.create_topic("t", 1, cfg)
+        thread = log._manager._cleaner_thread
+        assert isinstance(thread, CleanerThread)
+        p = log.partition("t", 0)
+        for i in range(200):
+            put(p, b"k%d" % (i % 20), b"x" * 60, clock.ms())
+        dead = [put(p, b"k%d" % i, None, clock.ms()) for i in range(5)]
+        for i in range(60):
+            put(p, b"j%d" % (i % 3), b"y" * 60, clock.ms())
+        assert thread.run_once() == 1  # dirty: cleaned, the tombstones get their horizon
+        assert read_tombstones_due(p.path) == clock.ms() + 60_000
+        assert {r[0] for r in read_all(p)} >= set(dead)
+        clock.now += 30
+        assert log._manager.cleaner.needs_cleaning(p) is None  # (nothing dirty, not due)
+        assert thread.run_once() == 0
+        clock.now += 31
+        assert log._manager.cleaner.needs_cleaning(p) is not None
+        assert thread.run_once() == 1
+        assert not {r[0] for r in read_all(p)} & set(dead)
+        assert read_tombstones_due(p.path) is None  # (it kept none)
+        assert thread.run_once() == 0
+
+
+def test_a_version_1_checkpoint_is_read(tmp_path: os.PathLike[str]) -> None:
+    import struct
+
+    import xxhash
+
+    from streamlog.storage._cleaner import read_tombstones_due
+
+    clock = Clock()
+    with opened(os.fspath(tmp_path), clock) as (log, p):
+        fill(p, clock, 200, 4)
+        put(p, b"gone", None, clock.ms())
+        put(p, b"k0", b"last", clock.ms())  # (the round's last batch is kept whole)
+        p.roll()
+        log.compact("t")
+        first = read_checkpoint(p.path)
+        assert first is not None and read_tombstones_due(p.path) == clock.ms() + DAY_MS
+        head = struct.pack("<IIq", 0x4B434C53, 1, first)
+        with open(os.path.join(p.path, CHECKPOINT_NAME), "wb") as f:
+            f.write(head + struct.pack("<Q", xxhash.xxh3_64_intdigest(head)))
+        assert read_checkpoint(p.path) == first and read_tombstones_due(p.path) is None
+        stats = log.compact("t")
+        assert stats.segments_cleaned == 0  # (not dirty: the checkpoint was understood)
+        assert os.path.getsize(os.path.join(p.path, CHECKPOINT_NAME)) == 32

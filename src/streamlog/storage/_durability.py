@@ -151,6 +151,7 @@ class Durability:
         in ``skip`` (cheap to sync again if another flush already synced them)."""
         log = self.log
         with log._locked():
+            log._notice_cleaning()  # (the cleaner may have merged segments we list)
             durable = log.state.durable()
             point = durable[1] if durable else 0
             keys = list(log._segments.keys())
@@ -160,6 +161,8 @@ class Durability:
                     break
                 if i + 1 < len(keys) and keys[i + 1] <= point:
                     continue
+                if base not in log._segments:
+                    continue  # (forgotten: merged into the segment before it)
                 seg = log._segment(base)
                 if all(seg is not s for s in skip):
                     out.append(seg)

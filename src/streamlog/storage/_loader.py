@@ -5,7 +5,9 @@ directory, in one of two ways:
 
 ``load`` (every open; other processes may be using the directory):
 
-1. List the segments; read the durable log start. Segments wholly below it,
+1. List the segments (not those a merged rewrite supersedes while the
+   cleaner's swap is under way or was interrupted: ``_list_bases``); read the
+   durable log start. Segments wholly below it,
    and index files older than every segment, are leftovers of an interrupted
    deletion: unlink them (under the append lock).
 2. With no segment at all, create the first one at the log start (under the
@@ -17,9 +19,10 @@ directory, in one of two ways:
 ``recover`` (only with exclusive use of the directory: the data directory's
 instance lock guarantees that no other process has it open):
 
-1. Complete the cleaner's committed swaps and drop its uncommitted files
-   (``_cleaner.finish_swaps``: Kafka's first step of log recovery), then
-   remove stale temporary files and index files without their ``.log``.
+1. Complete the cleaner's committed swaps, remove the segments a merged
+   rewrite supersedes, and drop its uncommitted files (``_cleaner.finish_swaps``
+   with ``sweep``: Kafka's first step of log recovery), then remove stale
+   temporary files and index files without their ``.log``.
 2. List the segments (creating the first if there is none) and unlink those
    wholly below the log start.
 3. Below the recovery point the log is trusted: only check the indexes
@@ -181,7 +184,7 @@ class LogLoader:
         """
         log = self.log
         report = RecoveryReport(log.path)
-        report.swaps_finished = finish_swaps(log.path)
+        report.swaps_finished = finish_swaps(log.path, sweep=True)
         self._remove_stale(report)
         bases = log._list_bases()
         durable = log.state.durable()

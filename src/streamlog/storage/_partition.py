@@ -77,6 +77,7 @@ from ..errors import (
     StorageIOError,
 )
 from . import _retention
+from ._cleaner import SWAP, superseded
 from ._codec import ATTR_CONTROL, ATTR_TRANSACTIONAL, PreparedBatch, RecordBatch, prepare_batch
 from ._datadir import refuse_link
 from ._durability import Durability
@@ -102,6 +103,9 @@ __all__ = [
 ]
 
 RETENTION_CHECK_INTERVAL_MS = 60_000
+# A sealed segment the cleaner made us drop from view is closed once the generation
+# has moved on twice and at least this long after (a thread of ours may be reading it)
+RETIRED_CLOSE_AFTER_S = 1.0
 
 _logger = logging.getLogger("streamlog.storage")
 
@@ -198,10 +202,11 @@ class PartitionLog:
         # producer ids, open and aborted transactions: built on first use
         self._producers = ProducerStateTracker(self)
         # the cleaner's generation last seen (``_notice_cleaning``), and the segments it
-        # made us drop: (generation, segment), closed two generations later or at close
-        # (a thread of ours may still be reading one)
+        # made us drop: (generation, monotonic time, segment), closed two generations
+        # and RETIRED_CLOSE_AFTER_S later, or at close (a thread of ours may still be
+        # reading one)
         self._clean_gen_seen = self.state.clean_generation()
-        self._retired: list[tuple[int, Segment]] = []
+        self._retired: list[tuple[int, float, Segment]] = []
         try:
             if recover:
                 self.report = self.recover()
@@ -218,7 +223,7 @@ class PartitionLog:
         self._closed = True
         error: BaseException | None = None
         segments = [seg for seg in self._segments.values() if seg is not None]
-        segments += [seg for _gen, seg in self._retired]
+        segments += [seg for _gen, _at, seg in self._retired]
         self._retired = []
         # (a segment is in both, or in unsynced alone if it was dropped from view)
         segments += [s for s in self._durability.unsynced.values() if s not in segments]
@@ -240,14 +245,26 @@ class PartitionLog:
 
     # ------------------------------------------------------------------ opening
     def _list_bases(self) -> list[int]:
+        """Base offsets of the segments in the directory, in order; not those a merged
+        rewrite supersedes while its group swap is under way or was interrupted (the
+        cleaner's ``.swap`` files say so; see ``_cleaner``)."""
         bases = []
         self._listed = names = fs.listdir(self.path)  # (LogLoader.load looks at the rest too)
+        heads: set[int] = set()
         for name in names:
             if name.endswith(LOG_SUFFIX):
                 base = name_to_offset(name)
                 if base is not None:
                     bases.append(base)
+            elif name.endswith(SWAP):
+                base = name_to_offset(name)
+                if base is not None:
+                    heads.add(base)
         bases.sort()
+        if heads:
+            gone = superseded(self.path, bases, heads & set(bases))
+            if gone:
+                bases = [b for b in bases if b not in gone]
         return bases
 
     def _new_segment(self, base: int, *, create: bool = False) -> Segment:
@@ -278,34 +295,77 @@ class PartitionLog:
                 seg.close_quietly()  # (the load's error is the one to report)
                 raise
             self._segments[base] = seg
+            nxt = seg.next_base
+            if seg.sealed and nxt is not None:
+                # A segment the cleaner merged others into: its seal skips them (they
+                # are being unlinked, or were). The seal is the authority: forget them.
+                for b in list(self._segments.irange(base, nxt, inclusive=(False, False))):
+                    self._forget_segment(b)
         return seg  # type: ignore[no-any-return]
 
-    def _notice_cleaning(self) -> None:
-        """If the cleaner (of any process) replaced sealed segments since we last looked,
-        drop our view of every sealed segment, so the next use opens the new files.
+    def _forget_segment(self, base: int) -> None:
+        """Drop segment ``base`` from view (a cleaner merged it into another). If it is
+        loaded it is retired, not closed: a thread of ours may be reading it."""
+        if base == self._segments.peekitem(-1)[0]:
+            return  # (never the active segment)
+        seg = self._segments.pop(base)
+        self._sealed_facts.pop(base, None)
+        if seg is not None:
+            self._retired.append((self._clean_gen_seen, time.monotonic(), seg))
+
+    def _notice_cleaning(self, *, force: bool = False) -> None:
+        """If the cleaner (of any process) replaced sealed segments since we last looked
+        (or with ``force``: a segment was found gone), drop our view of every sealed
+        segment, so the next use opens the new files, and list the directory again (a
+        merge removes segments).
 
         Dropped segments are not closed at once: a thread of this process may be in the
-        middle of reading one (their files stay valid: the cleaner renames over them,
-        never truncates). The producer state is rebuilt from the cleaned log."""
+        middle of reading one (their files stay valid: the cleaner renames over them or
+        unlinks them, never truncates). The producer state is rebuilt from the cleaned
+        log."""
         gen = self.state.clean_generation()
-        if gen == self._clean_gen_seen:
+        if gen == self._clean_gen_seen and not force:
             return
         self._clean_gen_seen = gen
-        keep: list[tuple[int, Segment]] = []
-        for old_gen, seg in self._retired:
-            if gen - old_gen >= 2:
+        now = time.monotonic()
+        keep: list[tuple[int, float, Segment]] = []
+        flushing = self._durability.unsynced.values()
+        for old_gen, at, seg in self._retired:
+            if (
+                gen - old_gen >= 2
+                and now - at >= RETIRED_CLOSE_AFTER_S
+                and all(seg is not s for s in flushing)  # (the flusher closes it, or close)
+            ):
                 seg.close_quietly()
             else:
-                keep.append((old_gen, seg))
+                keep.append((old_gen, at, seg))
         keys = list(self._segments.keys())[:-1]  # (never the active segment)
         for base in keys:
             seg = self._segments[base]
-            if seg is not None and base not in self._durability.unsynced:
+            if seg is not None:
+                # (one still to be flushed stays in ``unsynced``: it syncs its own file)
                 self._segments[base] = None
-                keep.append((gen, seg))
+                keep.append((gen, now, seg))
         self._retired = keep
         self._sealed_facts.clear()
         self._producers.state = None  # (rebuilt on next use, from the first segment)
+        self._relist_sealed()
+
+    def _relist_sealed(self) -> None:
+        """Make our view of the sealed segments the directory's: segments merged away
+        are forgotten, and any listed one we do not know is added (not those wholly
+        below the log start, which retention deletes)."""
+        active_base = self._segments.peekitem(-1)[0]
+        bases = [b for b in self._list_bases() if b < active_base]
+        after = [*bases[1:], active_base]
+        start = self.state.log_start()
+        listed = {b for b, nxt in zip(bases, after, strict=True) if nxt > start}
+        for base in list(self._segments.irange(maximum=active_base, inclusive=(True, False))):
+            if base not in listed:
+                self._forget_segment(base)
+        for base in listed:
+            if base not in self._segments:
+                self._segments[base] = None
 
     def _active(self) -> Segment:
         base, seg = self._segments.peekitem(-1)  # (cheaper than keys()[-1], per read)
@@ -752,32 +812,48 @@ class PartitionLog:
             # (the common case, a consumer at the tail: ``active`` is the last segment)
             active.read(offset, max_bytes, active.tail, out)
             return out
-        segments = self._segments
-        # (SortedDict's own bisect: bisect over its keys view costs a Python call a probe)
-        i = max(0, segments.bisect_right(offset) - 1)
-        used = 0
-        while i < len(segments):
+        for attempt in range(10):
             try:
-                base, seg = segments.peekitem(i)
-                if seg is None:
-                    seg = self._segment(base)
+                self._read_sealed(offset, max_bytes, out)
+                return out
             except StorageIOError as e:
                 if e.errno != errno.ENOENT:
                     raise
-                # deleted by retention in another process since we listed it
+                # A segment we listed is gone: merged into another by the cleaner, or
+                # deleted by retention, in another process. Look at the directory again.
+                try:
+                    self._notice_cleaning(force=True)
+                    relisted = True
+                except StorageIOError:
+                    relisted = False  # (the partition itself is gone: its topic deleted)
+                if out:
+                    return out  # (the batches read are whole: the caller reads on)
                 start = self._current_log_start()
+                if relisted and offset >= start and attempt < 9:
+                    continue
                 raise OffsetOutOfRangeError(
                     f"offset {offset} was deleted by retention; log starts at {start}",
                     offset=offset,
                     log_start_offset=start,
                     end_offset=end,
                 ) from e
+        raise AssertionError("unreachable")
+
+    def _read_sealed(self, offset: int, max_bytes: int, out: list[RecordBatch]) -> None:
+        """``read`` from a sealed segment on (ENOENT: a segment in view is gone)."""
+        segments = self._segments
+        # (SortedDict's own bisect: bisect over its keys view costs a Python call a probe)
+        i = max(0, segments.bisect_right(offset) - 1)
+        used = 0
+        while i < len(segments):
+            base, seg = segments.peekitem(i)
+            if seg is None:
+                seg = self._segment(base)
             u, done = seg.read(offset, max_bytes - used, seg.tail, out)
             used += u
             if not done or used >= max_bytes:
                 break
             i += 1
-        return out
 
     def _current_log_start(self) -> int:
         start = self.state.log_start()
@@ -790,9 +866,22 @@ class PartitionLog:
     def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
         """The earliest ``(offset, timestamp)`` whose timestamp is >= ``timestamp``, or None."""
         self._check_open()
+        for attempt in range(10):
+            try:
+                return self._offset_for_timestamp(timestamp)
+            except StorageIOError as e:
+                # a segment merged by the cleaner (or deleted by retention) elsewhere
+                if e.errno != errno.ENOENT or attempt == 9:
+                    raise
+                self._notice_cleaning(force=True)
+        raise AssertionError("unreachable")
+
+    def _offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
         self._refresh()
         start = self._current_log_start()
         for base in list(self._segments.keys()):
+            if base not in self._segments:
+                continue  # (forgotten: merged into the one before)
             seg = self._segment(base)
             if seg.max_timestamp < timestamp or seg.tail == 0:
                 continue
@@ -845,6 +934,8 @@ class PartitionLog:
     # ------------------------------------------------------------------ info
     @property
     def segment_count(self) -> int:
+        if not self._closed:
+            self._refresh()  # (other processes' rolls, and the cleaner's merges)
         return len(self._segments)
 
     def size_bytes(self) -> int:
@@ -858,9 +949,10 @@ class PartitionLog:
             try:
                 return active.size_bytes + sum(_retention.sealed_facts(self, b)[1] for b in keys)
             except StorageIOError as e:
-                # deleted by retention elsewhere since: its log start has moved
+                # deleted by retention or merged by the cleaner elsewhere since
                 if e.errno != errno.ENOENT or attempt == 9:
                     raise
+                self._notice_cleaning(force=True)
         raise AssertionError("unreachable")
 
     def segments(self) -> list[Segment]:
@@ -869,11 +961,16 @@ class PartitionLog:
             self._refresh()
             self._current_log_start()  # forget segments other processes deleted
             try:
-                return [self._segment(b) for b in self._segments]
+                out = []
+                for b in list(self._segments.keys()):
+                    if b in self._segments:  # (loading one may forget those it merged)
+                        out.append(self._segment(b))
+                return out
             except StorageIOError as e:
-                # deleted by retention elsewhere since: its log start has moved
+                # deleted by retention or merged by the cleaner elsewhere since
                 if e.errno != errno.ENOENT or attempt == 9:
                     raise
+                self._notice_cleaning(force=True)
         raise AssertionError("unreachable")
 
     def close(self) -> None:
@@ -913,6 +1010,7 @@ class PartitionLog:
 
     def _check(self) -> None:
         """Assert every invariant of the log (tests call this after random operations)."""
+        self.segments()  # (catch up with other processes, and load every segment)
         keys = list(self._segments.keys())
         prev_end = None
         for i, base in enumerate(keys):

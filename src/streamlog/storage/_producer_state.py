@@ -33,6 +33,7 @@ Not thread-safe: the owner serialises access.
 
 from __future__ import annotations
 
+import errno
 import struct
 import threading
 from collections import deque
@@ -40,7 +41,12 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from sortedcontainers import SortedDict
 
-from ..errors import InvalidTxnStateError, OutOfOrderSequenceError, ProducerFencedError
+from ..errors import (
+    InvalidTxnStateError,
+    OutOfOrderSequenceError,
+    ProducerFencedError,
+    StorageIOError,
+)
 from ._codec import ATTR_CONTROL as _ATTR_CONTROL
 from ._codec import ATTR_SEAL as _ATTR_SEAL
 from ._codec import ATTR_TRANSACTIONAL as _ATTR_TRANSACTIONAL
@@ -360,6 +366,18 @@ class ProducerStateTracker:
 
     def caught_up(self) -> ProducerStateManager:
         """The state with every frame of the log applied (call with ``lock`` held)."""
+        for attempt in range(10):
+            try:
+                return self._caught_up()
+            except StorageIOError as e:
+                # a segment merged by the cleaner (or deleted by retention) in another
+                # process since we listed it: list again, and replay
+                if e.errno != errno.ENOENT or attempt == 9:
+                    raise
+                self._plog._notice_cleaning(force=True)
+        raise AssertionError("unreachable")
+
+    def _caught_up(self) -> ProducerStateManager:
         plog = self._plog
         plog._refresh()
         bases = plog._segments.keys()
