@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime
+import gc
 import hashlib
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -51,45 +53,74 @@ def source_state(repo: str) -> str:
 
 
 class Table:
-    """A result table: rows of (name, median, range, detail, target, status), and
-    section titles; ``render`` pads the columns (numbers right-aligned)."""
+    """A result table: rows of cells under ``columns`` (by default: name, median, range,
+    detail, target, status) and section titles; ``render`` pads the columns, right-aligning
+    the ``right`` ones (numbers). The last column is the status."""
 
-    def __init__(self, first: str = "workload") -> None:
-        self.HEAD = (first, "median", "range", "detail", "target", "status")
+    DEFAULT = ("median", "range", "detail", "target", "status")
+
+    def __init__(
+        self,
+        first: str = "workload",
+        *,
+        columns: tuple[str, ...] | None = None,
+        right: set[int] | None = None,
+    ) -> None:
+        self.HEAD = columns if columns is not None else (first, *self.DEFAULT)
+        self.right = {1, 2} if right is None else right
         self.rows: list[tuple[str, ...]] = []
 
-    def row(
-        self,
-        name: str,
-        value: str,
-        rng: str = "",
-        detail: str = "",
-        target: str = "",
-        status: str = "",
-    ) -> None:
-        self.rows.append((name, value, rng, detail, target, status))
+    def row(self, name: str, *cells: str) -> None:
+        k = len(self.HEAD)
+        if len(cells) >= k:
+            raise ValueError(f"{len(cells) + 1} cells for {k} columns")
+        self.rows.append((name, *cells, *("" for _ in range(k - 1 - len(cells)))))
 
     def section(self, title: str) -> None:
-        self.rows.append((title, "", "", "", "", "#"))
+        self.rows.append((title, *("" for _ in range(len(self.HEAD) - 2)), "#"))
 
     def render(self) -> str:
         head = self.HEAD
-        body = [r for r in self.rows if r[5] != "#"]
         k = len(head)
+        body = [r for r in self.rows if r[-1] != "#"]
         w = [max(len(head[i]), *(len(r[i]) for r in body)) for i in range(k)]
-        right = {1, 2}
         line = "  ".join(h.ljust(w[i]) for i, h in enumerate(head)).rstrip()
         out = [line, "-" * len(line)]
         for r in self.rows:
-            if r[5] == "#":
+            if r[-1] == "#":
                 out.append(r[0])
                 continue
             out.append(
                 "  ".join(
-                    (r[i].rjust(w[i]) if i in right else r[i].ljust(w[i])) for i in range(k)
+                    (r[i].rjust(w[i]) if i in self.right else r[i].ljust(w[i]))
+                    for i in range(k)
                 ).rstrip()
             )
         return "\n".join(out)
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def spread(xs: list[float], fmt: str = ",.0f") -> str:
+    """The range of ``xs`` as ``min-max``."""
+    return f"{min(xs):{fmt}}-{max(xs):{fmt}}"
+
+
+def percentile(sorted_xs: list[float] | list[int], q: float) -> float:
+    """The ``q`` quantile (0..1) of an already sorted list, nearest rank; nan if empty."""
+    if not sorted_xs:
+        return float("nan")
+    i = min(len(sorted_xs) - 1, max(0, round(q * (len(sorted_xs) - 1))))
+    return float(sorted_xs[i])
+
+
+def settle() -> None:
+    """Flush dirty pages and collect garbage between measurements, so writeback of one
+    does not tax the next."""
+    gc.collect()
+    os.sync()
 
 
 def status(ok: bool) -> str:

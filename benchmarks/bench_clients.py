@@ -83,7 +83,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import datetime
-import gc
 import inspect
 import io
 import multiprocessing
@@ -91,7 +90,6 @@ import os
 import pstats
 import random
 import shutil
-import statistics
 import struct
 import sys
 import tempfile
@@ -100,7 +98,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from _common import machine, source_state  # benchmarks/ is on sys.path when run as a script
+from _common import (  # benchmarks/ is on sys.path when run as a script
+    Table,
+    machine,
+    median,
+    percentile,
+    settle,
+    source_state,
+    spread,
+)
 
 import streamlog
 from streamlog import TopicPartition
@@ -128,25 +134,8 @@ TARGETS = {
 
 
 # --------------------------------------------------------------------------- helpers
-def median(xs: list[float]) -> float:
-    return statistics.median(xs)
 
 
-def spread(xs: list[float], fmt: str = ",.0f") -> str:
-    return f"{min(xs):{fmt}}-{max(xs):{fmt}}"
-
-
-def percentile(sorted_xs: list[float] | list[int], q: float) -> float:
-    if not sorted_xs:
-        return float("nan")
-    i = min(len(sorted_xs) - 1, max(0, round(q * (len(sorted_xs) - 1))))
-    return float(sorted_xs[i])
-
-
-def settle() -> None:
-    """Flush dirty pages and collect garbage between measurements."""
-    gc.collect()
-    os.sync()
 
 
 class Data:
@@ -539,46 +528,6 @@ def run_peer_round(
 
 
 # --------------------------------------------------------------------------- report
-class Table:
-    HEAD = ("workload", "median", "detail", "confluent-kafka", "ratio", "target", "status")
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, ...]] = []
-
-    def row(
-        self,
-        name: str,
-        value: str,
-        extra: str = "",
-        peer: str = "",
-        ratio: str = "",
-        target: str = "",
-        status: str = "",
-    ) -> None:
-        self.rows.append((name, value, extra, peer, ratio, target, status))
-
-    def section(self, title: str) -> None:
-        self.rows.append((title, "", "", "", "", "", "#"))
-
-    def render(self) -> str:
-        head = self.HEAD
-        body = [r for r in self.rows if r[6] != "#"]
-        k = len(head)
-        w = [max(len(head[i]), *(len(r[i]) for r in body)) for i in range(k)]
-        right = {1, 3, 4}
-        line = "  ".join(h.ljust(w[i]) for i, h in enumerate(head)).rstrip()
-        out = [line, "-" * len(line)]
-        for r in self.rows:
-            if r[6] == "#":
-                out.append(r[0])
-                continue
-            out.append(
-                "  ".join(
-                    (r[i].rjust(w[i]) if i in right else r[i].ljust(w[i])) for i in range(k)
-                ).rstrip()
-            )
-        return "\n".join(out)
-
 
 def verdict(checks: list[tuple[str, bool | None]]) -> str:
     """'met', or 'MISSED (names)'; a check of None (no peer) is left out."""
@@ -847,7 +796,10 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(base, ignore_errors=True)
 
     # ---- report
-    table = Table()
+    table = Table(
+        columns=("workload", "median", "detail", "confluent-kafka", "ratio", "target", "status"),
+        right={1, 3, 4},
+    )
     has_peer = len(peer_rounds) == runs and bool(peer_rounds and peer_rounds[0])
 
     def peer_med(k: str) -> float | None:

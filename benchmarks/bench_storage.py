@@ -48,14 +48,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import gc
 import json
 import os
 import random
 import shutil
 import signal
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -64,7 +62,16 @@ from collections.abc import Callable
 from itertools import repeat
 from typing import Any
 
-from _common import machine, source_state  # benchmarks/ is on sys.path when run as a script
+from _common import (  # benchmarks/ is on sys.path when run as a script
+    Table,
+    machine,
+    median,
+    percentile,
+    settle,
+    source_state,
+    spread,
+    status,
+)
 
 import streamlog
 from streamlog.storage import PartitionLog, PreparedBatch, prepare_batch
@@ -108,31 +115,12 @@ def open_partition(path: str) -> tuple[streamlog.Log, PartitionLog]:
     return log, log.partition(TOPIC, 0)
 
 
-def settle() -> None:
-    """Flush dirty pages between measurements so writeback of one does not tax the next."""
-    gc.collect()
-    os.sync()
-
-
-def median(xs: list[float]) -> float:
-    return statistics.median(xs)
-
-
-def spread(xs: list[float]) -> str:
-    return f"{min(xs):,.0f}-{max(xs):,.0f}"
-
 
 def sci(n: int) -> str:
     """10000000 -> '1e7' (exact powers of ten), else with thousands separators."""
     m, e = f"{n:e}".split("e")
     return f"{float(m):g}e{int(e)}" if float(m) == int(float(m)) else f"{n:,}"
 
-
-def percentile(sorted_xs: list[float], q: float) -> float:
-    if not sorted_xs:
-        return float("nan")
-    i = min(len(sorted_xs) - 1, max(0, round(q * (len(sorted_xs) - 1))))
-    return sorted_xs[i]
 
 
 # --------------------------------------------------------------------------- workload 1
@@ -338,40 +326,6 @@ def invalidate_recovery_point(path: str) -> None:
 
 
 # --------------------------------------------------------------------------- report
-class Table:
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, str, str, str, str]] = []
-        self.notes: list[str] = []
-
-    def row(
-        self, name: str, value: str, extra: str = "", target: str = "", status: str = ""
-    ) -> None:
-        self.rows.append((name, value, extra, target, status))
-
-    def section(self, title: str) -> None:
-        self.rows.append((title, "", "", "", "#"))
-
-    def render(self) -> str:
-        head = ("workload", "median", "detail", "target", "status")
-        body = [r for r in self.rows if r[4] != "#"]
-        w = [max(len(head[i]), *(len(r[i]) for r in body)) for i in range(5)]
-        line = "  ".join(h.ljust(w[i]) for i, h in enumerate(head)).rstrip()
-        out = [line, "-" * len(line)]
-        for r in self.rows:
-            if r[4] == "#":
-                out.append(r[0])
-                continue
-            out.append(
-                "  ".join(
-                    (r[i].rjust(w[i]) if i == 1 else r[i].ljust(w[i])) for i in range(5)
-                ).rstrip()
-            )
-        return "\n".join(out)
-
-
-def status(ok: bool) -> str:
-    return "met" if ok else "MISSED"
-
 
 def both(rate_ok: bool, ratio_ok: bool) -> str:
     if rate_ok and ratio_ok:
@@ -431,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     load_at_start = os.getloadavg()
     base = tempfile.mkdtemp(prefix="streamlog-bench-", dir=args.dir)
     t_start = time.perf_counter()
-    table = Table()
+    table = Table(columns=("workload", "median", "detail", "target", "status"), right={1})
     rng = random.Random(args.seed)
     ts = now_ms()
 

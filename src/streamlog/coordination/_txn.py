@@ -55,6 +55,7 @@ import errno
 import json
 import logging
 import struct
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -255,6 +256,7 @@ class TransactionCoordinator:
         self._lock_timeout = lock_timeout
         self._clock = clock
         self._lock: AppendLock | None = None
+        self._lock_made = threading.Lock()  # one AppendLock, however many threads race
         # per transactional id: (sequence of the newest version, slot size), as last read
         self._seqs: dict[str, tuple[int, int]] = {}
         # kept open: a store reads only what other processes appended since its last read
@@ -267,17 +269,24 @@ class TransactionCoordinator:
     # ------------------------------------------------------------------ files
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        if self._lock is None:
-            fs.makedirs(self._dir, sync_parents=True)
-            self._lock = AppendLock(
-                _layout.transactions_lock(self._root), self._lock_timeout,
-                what="transaction coordinator lock",
-            )
-        self._lock.acquire()
+        lock = self._lock
+        if lock is None:
+            # made once: two threads making one each would hold "the" lock at once (two
+            # descriptors of one file: the second flock waits for the first for ever,
+            # and the first holder would release the other's)
+            with self._lock_made:
+                lock = self._lock
+                if lock is None:
+                    fs.makedirs(self._dir, sync_parents=True)
+                    lock = self._lock = AppendLock(
+                        _layout.transactions_lock(self._root), self._lock_timeout,
+                        what="transaction coordinator lock",
+                    )
+        lock.acquire()
         try:
             yield
         finally:
-            self._lock.release()
+            lock.release()
 
     def _read(self, transactional_id: str) -> TxnRecord | None:
         path = _layout.transaction_file(self._root, transactional_id)

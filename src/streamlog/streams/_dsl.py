@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import TopologyError
+from ..clients._partitioner import murmur2_partition
+from ..errors import SerdeError, TopologyError
 from . import _joins, _windowed
 from ._ops import (
     Filter,
@@ -185,16 +186,25 @@ class KStream:
         """Send the stream through an internal topic now (Kafka's ``repartition()``)."""
         return self._repartitioned(name, partitions=partitions)
 
-    def _repartitioned(self, name: str | None, partitions: int | None = None) -> KStream:
+    def _repartitioned(
+        self,
+        name: str | None,
+        partitions: int | None = None,
+        partitioner: Callable[[Any, Any, int], int | None] | None = None,
+    ) -> KStream:
+        """``partitioner``: co-partition with a join partner read from a user topic (the
+        partner's key serde decides where a key is); default: murmur2 of the internal key."""
         builder = self._builder
         base = name or builder.new_name("KSTREAM-REPARTITION")
         topic = repartition_topic(self._app.application_id, base)
+        if partitioner is None:
+            partitioner = _default_repartitioner(self._app, topic)
         if topic in builder.internal:
             raise TopologyError(f"a repartition topic named {base!r} already exists")
         builder.add_internal_topic(topic, self._node, partitions)
         builder.add_sink(
             topic,
-            lambda: SinkProcessor(topic, INTERNAL, INTERNAL, drop_null_keys=True),
+            lambda: SinkProcessor(topic, INTERNAL, INTERNAL, partitioner, drop_null_keys=True),
             self._node,
         )
         source = builder.add_source(
@@ -255,8 +265,17 @@ class KStream:
             _callable(joiner, "the joiner")
             if not isinstance(windows, JoinWindows):
                 raise TopologyError("a stream-stream join needs JoinWindows.of(ms, grace_ms=...)")
-            left = self._repartitioned(None) if self._needs_repartition else self
-            right = other._repartitioned(None) if other._needs_repartition else other
+            left, right = self, other
+            if self._needs_repartition:  # land where the other side's keys are
+                left = self._repartitioned(None, partitioner=(
+                    None if other._needs_repartition
+                    else _joins.key_partitioner(self._app, other._node)
+                ))
+            if other._needs_repartition:
+                right = other._repartitioned(None, partitioner=(
+                    None if self._needs_repartition
+                    else _joins.key_partitioner(self._app, self._node)
+                ))
             node = _joins.stream_stream_join(
                 self._app, left._node, right._node, joiner, windows, kind
             )
@@ -264,7 +283,10 @@ class KStream:
         if isinstance(other, KTable):
             (joiner,) = _join_args(args, kwargs, ("joiner",))
             _callable(joiner, "the joiner")
-            stream = self._repartitioned(None) if self._needs_repartition else self
+            stream = self
+            if self._needs_repartition:  # land where the table's keys are
+                partitioner = _joins.key_partitioner(self._app, other._node)
+                stream = self._repartitioned(None, partitioner=partitioner)
             return KStream(
                 self._app, _joins.stream_table_join(self._app, stream._node, other, joiner, kind)
             )
@@ -277,6 +299,28 @@ class KStream:
             )
             return KStream(self._app, node, repartition=self._needs_repartition)
         raise TopologyError(f"cannot join a KStream with {type(other).__name__}")
+
+
+def _default_repartitioner(app: StreamsApp, topic: str) -> Callable[[Any, Any, int], int | None]:
+    """Where a repartitioned key goes: murmur2 of the key as the app's default key serde
+    writes it (as a producer would put it in a user topic), so that an aggregation or a
+    re-keyed stream is co-partitioned with user topics keyed the same way; keys that serde
+    cannot write (tuples, say) are hashed in the internal format."""
+    serde = app.default_key_serde
+
+    def partition(key: Any, value: Any, num_partitions: int) -> int | None:
+        if num_partitions <= 1 or key is None:
+            return 0 if num_partitions <= 1 else None
+        try:
+            data = serde.serialize(topic, key)
+        except (SerdeError, TypeError, ValueError):
+            data = None
+        if data is None:
+            data = INTERNAL.serialize(topic, key)
+            assert data is not None
+        return murmur2_partition(data, num_partitions)
+
+    return partition
 
 
 def _join_args(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ._processor import Change, Processor, Record
+from ._processor import Change, Processor, Record, tuple_new
 from ._stores import KeyValueStore
 
 __all__ = [
@@ -64,8 +64,9 @@ class SelectKey(Processor):
         self.selector = selector
 
     def process(self, record: Record) -> None:
+        key, value, timestamp, headers = record
         self.context.forward(
-            record.with_key_value(self.selector(record.key, record.value), record.value)
+            tuple_new(Record, (self.selector(key, value), value, timestamp, headers))
         )
 
 
@@ -93,8 +94,9 @@ class FlatMapValues(Processor):
 
     def process(self, record: Record) -> None:
         forward = self.context.forward
-        for value in self.mapper(record.value):
-            forward(record.with_value(value))
+        key, value, timestamp, headers = record
+        for item in self.mapper(value):
+            forward(tuple_new(Record, (key, item, timestamp, headers)))
 
 
 class Peek(Processor):
@@ -162,23 +164,25 @@ class KStreamAggregate(Processor):
         store = context.get_state_store(self.store_name)
         assert isinstance(store, KeyValueStore)
         self.store = store
+        self._get = store.get_with_timestamp  # (bound once: the hot path)
+        self._put = store.put
 
     def process(self, record: Record) -> None:
-        key, value = record.key, record.value
+        key, value, timestamp, headers = record
         if key is None or value is None:
             self.context.record_dropped("null-key" if key is None else "null-value", record)
             return
-        entry = self.store.get_with_timestamp(key)
+        entry = self._get(key)
         if entry is None:
-            old, ts = None, record.timestamp
+            old, ts = None, timestamp
             agg = self.initializer()
         else:
             old, old_ts = entry
             agg = old
-            ts = max(old_ts, record.timestamp)
+            ts = old_ts if old_ts > timestamp else timestamp
         new = self.aggregator(key, value, agg)
-        self.store.put(key, new, ts)
-        self.context.forward(Record(key, Change(new, old), ts, record.headers))
+        self._put(key, new, ts)
+        self.context.forward(tuple_new(Record, (key, tuple_new(Change, (new, old)), ts, headers)))
 
 
 class KStreamReduce(Processor):
@@ -207,7 +211,7 @@ class KStreamReduce(Processor):
             new = self.reducer(old, value)
             ts = max(old_ts, record.timestamp)
         self.store.put(key, new, ts)
-        self.context.forward(Record(key, Change(new, old), ts, record.headers))
+        self.context.forward(tuple_new(Record, (key, tuple_new(Change, (new, old)), ts, record[3])))
 
 
 # ------------------------------------------------------------------ KTables
@@ -277,7 +281,7 @@ class KTableToStream(Processor):
         key = record.key
         if self.mapper is not None:
             key = self.mapper(key, record.value.new)
-        self.context.forward(Record(key, record.value.new, record.timestamp, record.headers))
+        self.context.forward(tuple_new(Record, (key, record[1][0], record[2], record[3])))
 
 
 SUBTRACT = 0

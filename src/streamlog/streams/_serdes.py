@@ -56,6 +56,8 @@ class StrSerde:
     name = "str"
 
     def serialize(self, topic: str, obj: Any) -> bytes | None:
+        if type(obj) is str:
+            return obj.encode()
         if obj is None:
             return None
         if not isinstance(obj, str):
@@ -95,6 +97,7 @@ class JsonSerde:
 
 
 _LONG = struct.Struct(">q")
+_LONG_LIMIT = 2**63
 
 
 class IntSerde:
@@ -103,6 +106,8 @@ class IntSerde:
     name = "int"
 
     def serialize(self, topic: str, obj: Any) -> bytes | None:
+        if type(obj) is int and -_LONG_LIMIT <= obj < _LONG_LIMIT:
+            return _LONG.pack(obj)
         if obj is None:
             return None
         if not isinstance(obj, int) or isinstance(obj, bool):
@@ -150,6 +155,14 @@ class InternalSerde:
 
     def serialize(self, topic: str, obj: Any) -> bytes | None:
         try:
+            # A packer made once and shared: ``packb`` makes one per call (most of its
+            # cost). Without a ``default`` hook it runs no Python code, so it finishes
+            # under the GIL and threads can share it; what needs the hook (a Windowed)
+            # fails there and takes ``packb`` with it.
+            return _PACK(obj)  # type: ignore[no-any-return]
+        except (TypeError, ValueError, OverflowError):
+            pass
+        try:
             packed: bytes = msgpack.packb(obj, default=_encode_ext, use_bin_type=True)
         except (TypeError, ValueError, OverflowError) as e:
             raise SerdeError(
@@ -169,6 +182,7 @@ class InternalSerde:
             raise SerdeError(f"a record of internal topic {topic!r} is damaged: {e}") from e
 
 
+_PACK = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 INTERNAL = InternalSerde()
 
 _WINDOW_BOUNDS = struct.Struct(">qq")

@@ -23,7 +23,7 @@ runner's lock for each call.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sortedcontainers import SortedDict, SortedList
@@ -60,6 +60,13 @@ class StateStore:
     def restore(self, key: Any, entry: Any) -> None:
         """Apply one changelog record (replay); does not log it again."""
         raise NotImplementedError
+
+    def restore_batch(self, records: Iterable[tuple[Any, Any]], *, deletes: bool = True) -> None:
+        """``restore`` each ``(key, entry)`` in order (a restore's hot loop: stores may
+        do it faster); ``deletes=False`` promises no entry is None (a checkpoint)."""
+        restore = self.restore
+        for key, entry in records:
+            restore(key, entry)
 
     def entries(self) -> Iterator[tuple[Any, Any]]:
         """Every live entry as a changelog record would carry it (for checkpoints)."""
@@ -127,6 +134,18 @@ class KeyValueStore(StateStore):
             value, ts = entry
             self._data[key] = (value, ts)
 
+    def restore_batch(self, records: Iterable[tuple[Any, Any]], *, deletes: bool = True) -> None:
+        data = self._data
+        if not deletes:  # (a checkpoint: pairs of key and (value, timestamp) tuples)
+            data.update(records)
+            return
+        for key, entry in records:
+            if entry is None:
+                data.pop(key, None)
+            else:
+                value, ts = entry
+                data[key] = (value, ts)
+
     def entries(self) -> Iterator[tuple[Any, Any]]:
         return iter(self._data.items())
 
@@ -173,6 +192,25 @@ class WindowStore(StateStore):
         if windows is None:
             return []
         return [(s, windows[s][0]) for s in windows.irange(time_from, time_to)]
+
+    def fetch_range_with_timestamp(
+        self, key: Any, time_from: int, time_to: int
+    ) -> list[tuple[int, Any, int]]:
+        """``(start, value, timestamp)`` of ``key``'s windows with
+        ``time_from <= start <= time_to``, oldest first."""
+        windows = self._by_key.get(key)
+        if windows is None:
+            return []
+        out = []
+        for s in windows.irange(time_from, time_to):
+            value, ts = windows[s]
+            out.append((s, value, ts))
+        return out
+
+    @property
+    def observed_stream_time(self) -> int:
+        """The largest timestamp written to (or restored into) the store, -1 if none."""
+        return self._observed
 
     def fetch_all(self, time_from: int, time_to: int) -> list[tuple[Any, int, Any]]:
         """``(key, start, value)`` of every window with ``time_from <= start <= time_to``."""
@@ -257,7 +295,10 @@ class WindowStore(StateStore):
 
 
 class SessionStore(StateStore):
-    """Per key, its sessions ``[start, end]`` (never overlapping) and their aggregates."""
+    """Per key, its sessions ``[start, end]`` (never overlapping) and their aggregates.
+
+    An index by end time makes ``expire`` cost only what it removes.
+    """
 
     kind = "session"
 
@@ -265,6 +306,9 @@ class SessionStore(StateStore):
         super().__init__(name, logged=logged)
         self.retention_ms = retention_ms
         self._by_key: dict[Any, SortedDict] = {}  # key -> {(start, end): (value, ts)}
+        self._ends: SortedList = SortedList()  # the distinct session ends
+        self._at_end: dict[int, list[tuple[Any, int]]] = {}  # end -> [(key, start)]
+        self._observed = -1
 
     def find_sessions(
         self, key: Any, earliest_end: int, latest_start: int
@@ -274,10 +318,21 @@ class SessionStore(StateStore):
         sessions = self._by_key.get(key)
         if not sessions:
             return []
+        bounds = sessions.keys()
+        # sessions do not overlap, so their ends grow with their starts: bisect on the end
+        lo, hi = 0, len(bounds)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if bounds[mid][1] < earliest_end:
+                lo = mid + 1
+            else:
+                hi = mid
         out = []
-        for start, end in sessions.irange(maximum=(latest_start, float("inf"))):
-            if end >= earliest_end:
-                out.append((start, end, sessions[(start, end)][0]))
+        for i in range(lo, len(bounds)):
+            start, end = bounds[i]
+            if start > latest_start:
+                break
+            out.append((start, end, sessions[(start, end)][0]))
         return out
 
     def fetch_session(self, key: Any, start: int, end: int) -> Any:
@@ -303,24 +358,41 @@ class SessionStore(StateStore):
         k, start, end = key
         sessions = self._by_key.get(k)
         if entry is None:
-            if sessions is not None:
-                sessions.pop((start, end), None)
+            if sessions is not None and sessions.pop((start, end), None) is not None:
+                self._unindex(k, start, end)
                 if not sessions:
                     del self._by_key[k]
             return
         if sessions is None:
             sessions = self._by_key[k] = SortedDict()
+        if (start, end) not in sessions:
+            at = self._at_end.get(end)
+            if at is None:
+                self._at_end[end] = [(k, start)]
+                self._ends.add(end)
+            else:
+                at.append((k, start))
         sessions[(start, end)] = entry
+        self._observed = max(self._observed, end)
+
+    def _unindex(self, key: Any, start: int, end: int) -> None:
+        at = self._at_end[end]
+        at.remove((key, start))
+        if not at:
+            del self._at_end[end]
+            self._ends.remove(end)
+
+    @property
+    def observed_stream_time(self) -> int:
+        """The largest session end written to (or restored into) the store, -1 if none."""
+        return self._observed
 
     def expire(self, horizon: int) -> None:
         """Forget sessions that ended before ``horizon`` (not logged)."""
-        for key in list(self._by_key):
-            sessions = self._by_key[key]
-            for se in list(sessions.irange(maximum=(horizon, -1))):
-                if se[1] < horizon:
-                    del sessions[se]
-            if not sessions:
-                del self._by_key[key]
+        while self._ends and self._ends[0] < horizon:
+            end = self._ends[0]
+            for key, start in list(self._at_end[end]):
+                self.restore((key, start, end), None)
 
     def entries(self) -> Iterator[tuple[Any, Any]]:
         for key, sessions in self._by_key.items():
@@ -329,16 +401,22 @@ class SessionStore(StateStore):
 
     def clear(self) -> None:
         self._by_key.clear()
+        self._ends.clear()
+        self._at_end.clear()
         self._pending.clear()
+        self._observed = -1
 
     def approximate_num_entries(self) -> int:
         return sum(len(s) for s in self._by_key.values())
 
     def _check(self) -> None:
+        assert sum(len(at) for at in self._at_end.values()) == self.approximate_num_entries()
+        assert list(self._ends) == sorted(self._at_end)
         for key, sessions in self._by_key.items():
             assert sessions, f"empty session map kept for {key!r}"
             prev_end = None
             for start, end in sessions:
                 assert start <= end
                 assert prev_end is None or start > prev_end, f"sessions of {key!r} overlap"
+                assert (key, start) in self._at_end[end]
                 prev_end = end

@@ -23,7 +23,14 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from ..errors import SerdeError, TopologyError
-from ._processor import Processor, ProcessorContext, Punctuation, PunctuationType, Record
+from ._processor import (
+    Processor,
+    ProcessorContext,
+    Punctuation,
+    PunctuationType,
+    Record,
+    tuple_new,
+)
 from ._serdes import INTERNAL, Serde, WindowedSerde
 from ._stores import StateStore
 from ._topology import SubTopology, Topology
@@ -86,7 +93,7 @@ class SourceProcessor(Processor):
                 )
                 return
             raise
-        self.context.forward(Record(k, v, timestamp, headers))
+        self.context.forward(tuple_new(Record, (k, v, timestamp, headers)))
 
     def process(self, record: Record) -> None:  # pragma: no cover - sources take raw records
         self.context.forward(record)
@@ -111,26 +118,32 @@ class SinkProcessor(Processor):
         self.partitioner = partitioner
         self.drop_null_keys = drop_null_keys
 
+    def init(self, context: ProcessorContext) -> None:
+        super().init(context)
+        self.collector = context._task.collector  # (the hot path: one lookup less)
+
     def process(self, record: Record) -> None:
-        key = record.key
+        key, value, timestamp, headers = record
         if key is None and self.drop_null_keys:
             self.context.record_dropped("null-key", record)
             return
-        value = record.value
-        task = self.context._task
+        topic = self.topic
+        collector = self.collector
         if isinstance(key, Windowed):
             serde: Serde = self.windowed_key_serde
-            noted = getattr(task.collector, "windowed_topics", None)
+            noted = getattr(collector, "windowed_topics", None)
             if noted is not None:  # the TestDriver reads such keys back as Windowed
-                noted.add(self.topic)
+                noted.add(topic)
         else:
             serde = self.key_serde
-        kb = serde.serialize(self.topic, key)
-        vb = self.value_serde.serialize(self.topic, value)
-        partition = None
-        if self.partitioner is not None:
-            partition = self.partitioner(key, value, task.collector.partitions_for(self.topic))
-        task.collector.send(self.topic, kb, vb, record.timestamp, record.headers, partition)
+        kb = serde.serialize(topic, key)
+        vb = self.value_serde.serialize(topic, value)
+        partitioner = self.partitioner
+        if partitioner is None:
+            collector.send(topic, kb, vb, timestamp, headers, None)
+        else:
+            partition = partitioner(key, value, collector.partitions_for(topic))
+            collector.send(topic, kb, vb, timestamp, headers, partition)
 
 
 class StreamTask:
@@ -205,8 +218,9 @@ class StreamTask:
         self.current_offset = offset
         self.current_timestamp = timestamp
         self.stream_time = max(self.stream_time, timestamp)
-        self._last_record_wall = self.wall_clock_ms()
-        self._last_record_stream_time = self.stream_time
+        if self.idle_advance_ms is not None:  # (only the idle advance needs the wall clock)
+            self._last_record_wall = self.wall_clock_ms()
+            self._last_record_stream_time = self.stream_time
         self.sources[topic].process_raw(topic, key, value, timestamp, headers)
         self.processed += 1
         if self._stream_punctuations and self._stream_punctuations[0][0] <= self.stream_time:
