@@ -74,7 +74,7 @@ def test_streamlog_log_is_fresh(streamlog_log):
 
 def test_plugin_fixtures_in_a_user_suite(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_user=USER_TESTS)
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:asyncio")
     result.assert_outcomes(passed=6)
 
 
@@ -99,7 +99,7 @@ def test_b():
     with pytest.raises(streamlog.ClosedError):
         seen[0].topics()
 ''')
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    pytester.runpytest("-p", "no:cacheprovider", "-p", "no:asyncio").assert_outcomes(passed=2)
 
 
 
@@ -176,4 +176,4 @@ def test_expire_member_confluent(kafka_cluster):
     assert len(lost) == 1
     c.close()
 ''')
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=4)
+    pytester.runpytest("-p", "no:cacheprovider", "-p", "no:asyncio").assert_outcomes(passed=4)

@@ -357,7 +357,7 @@ class PartitionLog:
         below the log start, which retention deletes)."""
         active_base = self._segments.peekitem(-1)[0]
         bases = [b for b in self._list_bases() if b < active_base]
-        after = [*bases[1:], active_base]
+        after = [*bases[1:], active_base][: len(bases)]  # (no sealed segment listed: none)
         start = self.state.log_start()
         listed = {b for b, nxt in zip(bases, after, strict=True) if nxt > start}
         for base in list(self._segments.irange(maximum=active_base, inclusive=(True, False))):

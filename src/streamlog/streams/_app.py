@@ -340,5 +340,9 @@ class StreamsApp:
         return runtime.store_view(name)
 
     def metrics(self) -> dict[str, Any]:
+        """``state``, ``threads``, ``tasks``, ``processed``, ``dropped`` (by reason),
+        ``commits``, and of the restores: ``restored`` (changelog records replayed),
+        ``restored_from_checkpoint`` (entries loaded from checkpoints), ``restore_seconds``;
+        ``{}`` before ``start()``."""
         runtime = self._runtime
         return {} if runtime is None else runtime.metrics()
