@@ -24,6 +24,7 @@ import concurrent.futures
 import os
 import threading
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any, TypeVar
 
 from ..clients._handle import PathOrLog, resolve
@@ -33,6 +34,7 @@ from ..errors import ClosedError, IllegalStateError
 __all__ = ["Client", "ThreadsafeEvent", "executor", "is_path"]
 
 T = TypeVar("T")
+C = TypeVar("C", bound="Client")
 
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -145,6 +147,30 @@ class Client:
         )
 
     # ------------------------------------------------------------------ worker threads
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def _release_manager(self) -> None:
+        """The last step of ``close``: close the data directory if this object opened it."""
+        manager = self._manager
+        if manager is not None and self._owns_manager:
+            await self._in_thread(manager.close)
+
+    async def __aenter__(self: C) -> C:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
     async def _settle(self) -> None:
         """Wait for the worker-thread call in progress, if any (not for its result)."""
         while True:

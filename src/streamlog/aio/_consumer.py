@@ -31,7 +31,6 @@ import contextvars
 import inspect
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from types import TracebackType
 from typing import Any, Union
 
 from .._config import ConsumerConfig, wait_seconds
@@ -169,23 +168,10 @@ class AIOConsumer(Client):
                 else:
                     c.close()
         finally:
-            manager = self._manager
-            if manager is not None and self._owns_manager:
-                await self._in_thread(manager.close)
+            await self._release_manager()
 
     stop = close  # aiokafka's name
 
-    async def __aenter__(self) -> AIOConsumer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def _live(self) -> Consumer:
         # (a rebalance callback of close() may still commit, as in Kafka)

@@ -117,21 +117,8 @@ class AIOEventStore(Client):
             if store is not None and self._owns_store:
                 await self._in_thread(store.close)
         finally:
-            manager = self._manager
-            if manager is not None and self._owns_manager:
-                await self._in_thread(manager.close)
+            await self._release_manager()
 
-    async def __aenter__(self) -> AIOEventStore:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def _ready(self) -> EventStore:
         self._check_loop()

@@ -34,7 +34,6 @@ import functools
 import threading
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
 from .._config import ProducerConfig, wait_seconds
@@ -134,23 +133,10 @@ class AIOProducer(Client):
                 await self._in_thread(p.close, timeout_ms)
                 self._drain()
         finally:
-            manager = self._manager
-            if manager is not None and self._owns_manager:
-                await self._in_thread(manager.close)
+            await self._release_manager()
 
     stop = close  # aiokafka's name
 
-    async def __aenter__(self) -> AIOProducer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # ------------------------------------------------------------------ sending
     async def send(

@@ -11,7 +11,6 @@ import asyncio
 import collections.abc
 import weakref
 from collections.abc import Callable, Iterator
-from types import TracebackType
 from typing import Any
 
 from .._config import wait_seconds
@@ -168,21 +167,8 @@ class AIOTable(Client):
             if table is not None and self._owns_table:
                 table.close()
         finally:
-            manager = self._manager
-            if manager is not None and self._owns_manager:
-                await self._in_thread(manager.close)
+            await self._release_manager()
 
-    async def __aenter__(self) -> AIOTable:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # ------------------------------------------------------------------ the mapping
     def __getitem__(self, key: Any) -> Any:
