@@ -143,7 +143,20 @@ class UserProcessorAdapter(Processor):
 
 
 # ------------------------------------------------------------- aggregations
-class KStreamAggregate(Processor):
+class _KeyValueProcessor(Processor):
+    """A processor that owns one key-value store, named ``store_name``, bound at ``init``."""
+
+    store_name: str
+    store: KeyValueStore
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        store = context.get_state_store(self.store_name)
+        assert isinstance(store, KeyValueStore)
+        self.store = store
+
+
+class KStreamAggregate(_KeyValueProcessor):
     """``aggregate``/``count`` of a grouped stream into a key-value store.
 
     Records with a ``None`` key or value are dropped and counted, as Kafka does.
@@ -161,11 +174,8 @@ class KStreamAggregate(Processor):
 
     def init(self, context: Any) -> None:
         super().init(context)
-        store = context.get_state_store(self.store_name)
-        assert isinstance(store, KeyValueStore)
-        self.store = store
-        self._get = store.get_with_timestamp  # (bound once: the hot path)
-        self._put = store.put
+        self._get = self.store.get_with_timestamp  # (bound once: the hot path)
+        self._put = self.store.put
 
     def process(self, record: Record) -> None:
         key, value, timestamp, headers = record
@@ -185,18 +195,13 @@ class KStreamAggregate(Processor):
         self.context.forward(tuple_new(Record, (key, tuple_new(Change, (new, old)), ts, headers)))
 
 
-class KStreamReduce(Processor):
+class KStreamReduce(_KeyValueProcessor):
     """``reduce(fn)``: the first value of a key is its aggregate; then ``fn(agg, value)``."""
 
     def __init__(self, store_name: str, reducer: Callable[[Any, Any], Any]) -> None:
         self.store_name = store_name
         self.reducer = reducer
 
-    def init(self, context: Any) -> None:
-        super().init(context)
-        store = context.get_state_store(self.store_name)
-        assert isinstance(store, KeyValueStore)
-        self.store = store
 
     def process(self, record: Record) -> None:
         key, value = record.key, record.value
@@ -215,17 +220,12 @@ class KStreamReduce(Processor):
 
 
 # ------------------------------------------------------------------ KTables
-class KTableSource(Processor):
+class KTableSource(_KeyValueProcessor):
     """Materializes a topic as a table: upserts, ``None`` deletes; forwards changes."""
 
     def __init__(self, store_name: str) -> None:
         self.store_name = store_name
 
-    def init(self, context: Any) -> None:
-        super().init(context)
-        store = context.get_state_store(self.store_name)
-        assert isinstance(store, KeyValueStore)
-        self.store = store
 
     def process(self, record: Record) -> None:
         key, value = record.key, record.value
@@ -308,7 +308,7 @@ class KTableRepartitionMap(Processor):
                 forward(Record(key, (ADD, value), record.timestamp, record.headers))
 
 
-class KTableAggregate(Processor):
+class KTableAggregate(_KeyValueProcessor):
     """Aggregation of a grouped table with an adder and a subtractor (Kafka's semantics:
     a changed row subtracts its old value then adds the new; a subtractor result of
     ``None`` removes the key, and the next add starts from the initializer)."""
@@ -325,11 +325,6 @@ class KTableAggregate(Processor):
         self.adder = adder
         self.subtractor = subtractor
 
-    def init(self, context: Any) -> None:
-        super().init(context)
-        store = context.get_state_store(self.store_name)
-        assert isinstance(store, KeyValueStore)
-        self.store = store
 
     def process(self, record: Record) -> None:
         key = record.key
