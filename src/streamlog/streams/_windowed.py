@@ -133,13 +133,15 @@ def _dropped_invalid(context: ProcessorContext, record: Record) -> bool:
     return False
 
 
-# ------------------------------------------------------------------ tumbling/hopping
-class TimeWindowAggregate(Processor):
-    """Tumbling and hopping windows ``[start, start + size)`` (``KStreamWindowAggregate``)."""
+class _WindowAggregate(Processor):
+    """What the three window aggregations share: their store (of ``store_kind``), the
+    aggregation, and the largest timestamp they have observed (their stream time, which
+    the store remembers across restarts and an idle task's advance moves)."""
 
-    store: WindowStore
+    store_kind: type[WindowStore] | type[SessionStore]
+    store: Any
 
-    def __init__(self, store_name: str, windows: TimeWindows, aggregation: _Aggregation) -> None:
+    def __init__(self, store_name: str, windows: Any, aggregation: _Aggregation) -> None:
         self.store_name = store_name
         self.windows = windows
         self.aggregation = aggregation
@@ -148,12 +150,21 @@ class TimeWindowAggregate(Processor):
     def init(self, context: ProcessorContext) -> None:
         super().init(context)
         store = context.get_state_store(self.store_name)
-        assert isinstance(store, WindowStore)
+        assert isinstance(store, self.store_kind)
         self.store = store
         self.observed = max(self.observed, store.observed_stream_time)
 
     def on_stream_time(self, stream_time: int) -> None:
         self.observed = max(self.observed, stream_time)
+
+
+# ------------------------------------------------------------------ tumbling/hopping
+class TimeWindowAggregate(_WindowAggregate):
+    """Tumbling and hopping windows ``[start, start + size)`` (``KStreamWindowAggregate``)."""
+
+    store_kind = WindowStore
+    store: WindowStore
+    windows: TimeWindows
 
     def process(self, record: Record) -> None:
         if _dropped_invalid(self.context, record):
@@ -179,29 +190,18 @@ class TimeWindowAggregate(Processor):
 
 
 # ----------------------------------------------------------------------- sliding
-class SlidingWindowAggregate(Processor):
+class SlidingWindowAggregate(_WindowAggregate):
     """Sliding windows ``[start, start + difference]`` created as records enter and leave
     them (KIP-450; ``KStreamSlidingWindowAggregate``). A window's stored timestamp is the
     largest timestamp of its records."""
 
+    store_kind = WindowStore
     store: WindowStore
+    windows: SlidingWindows
 
     def __init__(self, store_name: str, windows: SlidingWindows, aggregation: _Aggregation) -> None:
-        self.store_name = store_name
-        self.windows = windows
+        super().__init__(store_name, windows, aggregation)
         self.diff = windows.time_difference_ms
-        self.aggregation = aggregation
-        self.observed = -1
-
-    def init(self, context: ProcessorContext) -> None:
-        super().init(context)
-        store = context.get_state_store(self.store_name)
-        assert isinstance(store, WindowStore)
-        self.store = store
-        self.observed = max(self.observed, store.observed_stream_time)
-
-    def on_stream_time(self, stream_time: int) -> None:
-        self.observed = max(self.observed, stream_time)
 
     def process(self, record: Record) -> None:
         if _dropped_invalid(self.context, record):
@@ -354,27 +354,16 @@ class SlidingWindowAggregate(Processor):
 
 
 # ----------------------------------------------------------------------- sessions
-class SessionWindowAggregate(Processor):
+class SessionWindowAggregate(_WindowAggregate):
     """Per-key sessions ``[first, last]`` (``KStreamSessionWindowAggregate``)."""
 
+    store_kind = SessionStore
     store: SessionStore
+    windows: SessionWindows
 
     def __init__(self, store_name: str, windows: SessionWindows, aggregation: _Aggregation) -> None:
-        self.store_name = store_name
-        self.windows = windows
+        super().__init__(store_name, windows, aggregation)
         self.gap = windows.inactivity_gap_ms
-        self.aggregation = aggregation
-        self.observed = -1
-
-    def init(self, context: ProcessorContext) -> None:
-        super().init(context)
-        store = context.get_state_store(self.store_name)
-        assert isinstance(store, SessionStore)
-        self.store = store
-        self.observed = max(self.observed, store.observed_stream_time)
-
-    def on_stream_time(self, stream_time: int) -> None:
-        self.observed = max(self.observed, stream_time)
 
     def process(self, record: Record) -> None:
         if _dropped_invalid(self.context, record):
