@@ -359,3 +359,26 @@ def test_base_modules_import_no_layer() -> None:
 
 def test_layers_exist() -> None:
     assert _modules("storage") and _modules("coordination")
+
+
+_BELOW_STREAMS = [
+    *_modules("storage"), *_modules("coordination"), *_modules("clients"), *_modules("aio"),
+    SRC / "_log.py", SRC / "_eventstore.py", SRC / "_table.py",
+]
+
+
+@pytest.mark.parametrize("path", _BELOW_STREAMS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_nothing_below_streams_imports_it(path: Path) -> None:
+    """Stream processing sits above the handle and the clients; the shims and the pytest
+    plugin above it."""
+    for mod in _imports(path):
+        for upper in ("streamlog.streams", "streamlog.compat", "streamlog.testing"):
+            assert not _within(mod, upper), f"{path.name} imports {mod}"
+
+
+@pytest.mark.parametrize("path", _modules("streams"), ids=lambda p: p.name)
+def test_streams_do_not_import_the_shims_or_the_cli(path: Path) -> None:
+    for mod in _imports(path):
+        for upper in ("streamlog.compat", "streamlog.testing", "streamlog._cli",
+                      "streamlog.aio"):
+            assert not _within(mod, upper), f"{path.name} imports {mod}"
