@@ -473,15 +473,15 @@ def test_power_cuts_in_compaction_soak(goldens: dict[int, Golden], scratch: str)
                 record(suite, **call_loop(golden, scratch, rng.randrange(1 << 30)))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open defect found by the soak (2026-12-06): a cut at call 75 of a round tears two "
-    "never-synced batches in the middle of the active segment; recovery keeps the data "
-    "after them (holes, as designed) but check then reports the first hole as a torn "
-    "tail and the rebuilt index as disagreeing with the log, instead of 'corrupt' holes"
-))
 def test_regression_holes_in_the_active_segment_after_a_cut_in_compaction(
     goldens: dict[int, Golden], scratch: str
 ) -> None:
+    """Found by the soak (2026-12-06): a cut at call 75 of a round left the last segment
+    sealed (by a roll whose next segment the cut lost) with two torn never-synced batches
+    inside, stepped over by resynchronising on the trailing seal. Recovery cut the seal
+    off and kept the data after the holes, which then read as a torn tail at 456 (check:
+    torn-tail, index disagreeing), so the next recovery would have cut there, after newer
+    records. Now recovery ends the segment at the first hole."""
     def cut(model: PowerModel, log: streamlog.Log) -> None:
         model.cut_at = model.calls + 75
         log.compact(TOPIC)

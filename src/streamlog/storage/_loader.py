@@ -273,6 +273,17 @@ class LogLoader:
             report.bytes_truncated += seg.truncate_to(res.end)
             report.truncated_at.append((seg.path, res.end))
             crashpoint("recover.truncated")
+            if is_last and res.corrupt:
+                # The holes were stepped over by resynchronising on a trailing seal that
+                # was just cut off (a power cut after a roll lost the next segment). In
+                # an active segment nothing after a hole was synced (a sync covers all
+                # that comes before it), and without the seal the hole would read as a
+                # torn tail at the next recovery, after newer records: end here instead.
+                again = seg.rebuild_indexes(exclusive=True)
+                if again.damage is not None:
+                    report.bytes_truncated += seg.truncate_to(again.end)
+                    report.truncated_at.append((seg.path, again.end))
+                    crashpoint("recover.truncated")
         if not is_last:
             # The seal was lost (power cut after a roll): end this segment here
             # and continue at the next one; the offsets between are gone.
