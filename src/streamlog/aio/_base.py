@@ -19,6 +19,7 @@ sees its outcome.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import concurrent.futures
 import os
@@ -57,7 +58,7 @@ def executor() -> concurrent.futures.ThreadPoolExecutor:
     return pool
 
 
-class Client:
+class Client(abc.ABC):
     """Loop binding, the data directory, and serialised worker-thread calls.
 
     ``path_or_log``: a ``streamlog.Log`` (shared; left open), a ``LogManager``, or a
@@ -147,11 +148,13 @@ class Client:
         )
 
     # ------------------------------------------------------------------ worker threads
+    @abc.abstractmethod
     async def start(self) -> None:
-        raise NotImplementedError
+        """Open what the object needs (its data directory, when given a path)."""
 
+    @abc.abstractmethod
     async def close(self) -> None:
-        raise NotImplementedError
+        """Release what the object holds; the last step is ``_release_manager``."""
 
     async def _release_manager(self) -> None:
         """The last step of ``close``: close the data directory if this object opened it."""

@@ -13,6 +13,7 @@ to its own children.
 
 from __future__ import annotations
 
+import abc
 import enum
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -83,7 +84,7 @@ class Punctuation:
         self.cancelled = True
 
 
-class Processor:
+class Processor(abc.ABC):
     """Base class of every processor. Override ``process``; call ``self.context.forward``.
 
     ``on_stream_time`` is called when the task's stream time moves without a
@@ -96,13 +97,14 @@ class Processor:
     def init(self, context: ProcessorContext) -> None:
         self.context = context
 
+    @abc.abstractmethod
     def process(self, record: Record) -> None:
-        raise NotImplementedError
+        """Handle one record (forward results with ``self.context.forward``)."""
 
-    def on_stream_time(self, stream_time: int) -> None:
+    def on_stream_time(self, stream_time: int) -> None:  # noqa: B027 - an optional hook
         """Stream time reached ``stream_time``; default: nothing to do."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook
         """Called once when the task is closed."""
 
 

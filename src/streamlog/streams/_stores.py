@@ -23,6 +23,7 @@ runner's lock for each call.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -33,7 +34,7 @@ __all__ = ["KeyValueStore", "SessionStore", "StateStore", "WindowStore"]
 _DELETED = object()
 
 
-class StateStore:
+class StateStore(abc.ABC):
     """What every store shares: a name, its changelog and its pending changes."""
 
     kind = "abstract"
@@ -57,9 +58,9 @@ class StateStore:
         self._pending.clear()
         return out
 
+    @abc.abstractmethod
     def restore(self, key: Any, entry: Any) -> None:
         """Apply one changelog record (replay); does not log it again."""
-        raise NotImplementedError
 
     def restore_batch(self, records: Iterable[tuple[Any, Any]], *, deletes: bool = True) -> None:
         """``restore`` each ``(key, entry)`` in order (a restore's hot loop: stores may
@@ -68,17 +69,19 @@ class StateStore:
         for key, entry in records:
             restore(key, entry)
 
+    @abc.abstractmethod
     def entries(self) -> Iterator[tuple[Any, Any]]:
         """Every live entry as a changelog record would carry it (for checkpoints)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def clear(self) -> None:
-        raise NotImplementedError
+        """Drop every entry and pending change."""
 
+    @abc.abstractmethod
     def approximate_num_entries(self) -> int:
-        raise NotImplementedError
+        """How many entries the store holds."""
 
-    def _check(self) -> None:
+    def _check(self) -> None:  # noqa: B027 - stores without invariants of their own
         """Assert the store's internal invariants (tests call this)."""
 
 
